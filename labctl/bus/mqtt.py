@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 
 import aiomqtt
@@ -21,8 +22,12 @@ BACKOFF_MAX = 5.0
 
 class MqttBus(Bus):
     def __init__(self, url: BrokerURL, client_id: str, will: tuple[str, Message] | None = None,
-                 *, connect_timeout: float = 10.0, keepalive: int = 10) -> None:
+                 *, connect_timeout: float = 10.0, keepalive: int = 10, persistent: bool = False) -> None:
         super().__init__(client_id, will)
+        # A persistent session (clean_session=False) makes the broker keep this client's
+        # subscriptions and queue its QoS 1 messages while it is away: for long-lived processes
+        # with a stable client id (controller, device hosts), not for one-shot CLI clients.
+        self.persistent = persistent
         self.url = url
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
@@ -41,7 +46,7 @@ class MqttBus(Bus):
         return aiomqtt.Client(
             self.url.host, self.url.port,
             username=self.url.username, password=self.url.password,
-            identifier=self.client_id, will=will, clean_session=True,
+            identifier=self.client_id, will=will, clean_session=not self.persistent,
             keepalive=self.keepalive, timeout=self.connect_timeout,
             max_inflight_messages=100,
         )
@@ -101,11 +106,20 @@ class MqttBus(Bus):
 
     async def _transport_close(self, clean: bool) -> None:
         if not clean and self._client is not None:
-            # Drop the socket without DISCONNECT so the broker publishes the will.
+            # Drop the connection without DISCONNECT, as a dying process would, so the broker
+            # publishes the will. shutdown() rather than close(): the event loop still watches the fd.
+            self._closing = True
             sock = self._client._client.socket()  # noqa: SLF001
             if sock is not None:
-                sock.close()
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(TimeoutError, BusError):
+                await asyncio.wait_for(self._wait_disconnected(), 2.0)
         await self._stop_runner()
+
+    async def _wait_disconnected(self) -> None:
+        while self._connected.is_set():
+            await asyncio.sleep(0.01)
 
     async def _connected_client(self, deadline: float) -> aiomqtt.Client:
         while True:

@@ -27,12 +27,13 @@ class Mosquitto:
     """A mosquitto process; `users` maps user -> password, `acl` is an ACL file's text."""
 
     def __init__(self, workdir: Path, port: int | None = None, *, users: dict[str, str] | None = None,
-                 acl: str | None = None, allow_anonymous: bool = True) -> None:
+                 acl: str | None = None, allow_anonymous: bool = True, persistence: bool = False) -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
         self.users = users or {}
         self.acl = acl
         self.allow_anonymous = allow_anonymous
+        self.persistence = persistence
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -45,8 +46,12 @@ class Mosquitto:
     def _write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
         lines = [f"listener {self.port} 127.0.0.1", f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
-                 "persistence false", "log_type error", "log_type warning", "max_queued_messages 100000",
+                 "log_type error", "log_type warning", "max_queued_messages 100000",
                  "max_inflight_messages 0"]
+        if self.persistence:
+            lines += ["persistence true", f"persistence_location {self.workdir}/", "autosave_interval 1"]
+        else:
+            lines.append("persistence false")
         if self.users:
             password_file = self.workdir / "passwd"
             password_file.write_text("")
@@ -88,6 +93,12 @@ class Mosquitto:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop (SIGTERM: a persistent broker saves its sessions) and start again on the same port."""
+        self.stop()
+        time.sleep(down_for)
+        self.start()
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
