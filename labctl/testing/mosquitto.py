@@ -48,6 +48,9 @@ class Mosquitto:
         lines = [f"listener {self.port} 127.0.0.1", f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
                  "log_type error", "log_type warning", "max_queued_messages 100000",
                  "max_inflight_messages 0"]
+        if os.geteuid() == 0:
+            # As root, mosquitto drops to the `mosquitto` user, which cannot read a private tmp dir.
+            lines.append("user root")
         if self.persistence:
             lines += ["persistence true", f"persistence_location {self.workdir}/", "autosave_interval 1"]
         else:
