@@ -16,7 +16,7 @@ end's edge at an angle, as on the standard drawings.
 Public API (used by the rig simulator, the analysis and the specimen G-code generator):
   SpecimenType, SPECIMENS, get_specimen(name), width_at(spec, x_mm), outline_polygon(spec),
   dogbone_mesh(spec_or_name), cross_section_areas(spec_or_name, n, mesh=None),
-  check_fits(mesh, build_volume_mm), SpecimenError, DoesNotFitError.
+  effective_length_mm(spec_or_name), check_fits(mesh, build_volume_mm), SpecimenError, DoesNotFitError.
 """
 
 from __future__ import annotations
@@ -266,3 +266,18 @@ def check_fits(mesh: trimesh.Trimesh, build_volume_mm: tuple[float, float, float
     turned = extents[[1, 0, 2]]
     hint = " (it would fit turned 90 degrees about z)" if np.all(turned <= volume + 1e-9) else ""
     raise DoesNotFitError(f"part does not fit the build volume: {detail}{hint}")
+
+
+def effective_length_mm(spec_or_name: SpecimenType | str, n: int = 4001) -> float:
+    """Length of narrow section that stretches as much as the whole specimen between the grips.
+
+    L_eff = A_narrow * integral(dx / A(x)) over the grip separation (centred). Under elastic load the
+    crosshead travel (compliance removed) is F * L_eff / (E * A_narrow), so strain = travel / L_eff
+    is the narrow-section strain; dividing by the gauge length overstates strain, by the grip
+    separation understates it. After yield the strain localises in the narrow section and no single
+    length is exact: this is the usual limitation of crosshead-only strain.
+    """
+    spec = get_specimen(spec_or_name)
+    centre, half_grip = spec.overall_length_mm / 2, spec.grip_separation_mm / 2
+    x = np.linspace(centre - half_grip, centre + half_grip, n)
+    return float(np.trapezoid(spec.width_mm / width_at(spec, x), x))
