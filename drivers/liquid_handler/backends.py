@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import io
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pylabrobot.liquid_handling.backends import LiquidHandlerBackend, LiquidHandlerChatterboxBackend
@@ -36,12 +37,12 @@ class SimulatedBackend(LiquidHandlerChatterboxBackend):
         self.timings = {**DEFAULT_TIMINGS, **(timings or {})}
         self.operations = 0
 
-    async def _timed(self, name: str, call: Any) -> Any:
+    async def _timed(self, name: str, call: Callable[[], Awaitable[Any]]) -> Any:
         await asyncio.sleep(self.timings.get(name, 0.0) / self.speed)
         # The chatterbox call never awaits, so no other task can print while stdout is redirected.
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            result = await call
+            result = await call()
         log.debug("%s\n%s", name, out.getvalue().rstrip())
         self.operations += 1
         return result
@@ -55,16 +56,16 @@ class SimulatedBackend(LiquidHandlerChatterboxBackend):
             await super().stop()
 
     async def pick_up_tips(self, ops, use_channels, **kwargs):  # type: ignore[override]
-        return await self._timed("pick_up_tips", super().pick_up_tips(ops, use_channels, **kwargs))
+        return await self._timed("pick_up_tips", lambda: super(SimulatedBackend, self).pick_up_tips(ops, use_channels, **kwargs))
 
     async def drop_tips(self, ops, use_channels, **kwargs):  # type: ignore[override]
-        return await self._timed("drop_tips", super().drop_tips(ops, use_channels, **kwargs))
+        return await self._timed("drop_tips", lambda: super(SimulatedBackend, self).drop_tips(ops, use_channels, **kwargs))
 
     async def aspirate(self, ops, use_channels, **kwargs):  # type: ignore[override]
-        return await self._timed("aspirate", super().aspirate(ops, use_channels, **kwargs))
+        return await self._timed("aspirate", lambda: super(SimulatedBackend, self).aspirate(ops, use_channels, **kwargs))
 
     async def dispense(self, ops, use_channels, **kwargs):  # type: ignore[override]
-        return await self._timed("dispense", super().dispense(ops, use_channels, **kwargs))
+        return await self._timed("dispense", lambda: super(SimulatedBackend, self).dispense(ops, use_channels, **kwargs))
 
 
 BACKENDS = ("simulated", "star", "ot2")
