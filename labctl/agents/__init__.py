@@ -1,0 +1,1 @@
+"""The agent-facing protocol layer: hypotheses -> plans -> campaigns, verdicts, reports, MCP server."""
