@@ -49,6 +49,8 @@ class MqttBus(Bus):
             identifier=self.client_id, will=will, clean_session=not self.persistent,
             keepalive=self.keepalive, timeout=self.connect_timeout,
             max_inflight_messages=100,
+            # Small request/reply packets must not wait for Nagle + delayed ACK (~40 ms each way).
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
 
     async def _transport_connect(self) -> None:

@@ -47,7 +47,7 @@ class Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         lines = [f"listener {self.port} 127.0.0.1", f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
                  "log_type error", "log_type warning", "max_queued_messages 100000",
-                 "max_inflight_messages 0"]
+                 "max_inflight_messages 0", "set_tcp_nodelay true"]
         if os.geteuid() == 0:
             # As root, mosquitto drops to the `mosquitto` user, which cannot read a private tmp dir.
             lines.append("user root")
