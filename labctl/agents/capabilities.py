@@ -10,6 +10,8 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from protocols.specimens import SPECIMENS
+
 from ..bus import DeviceInfo
 
 
@@ -43,10 +45,9 @@ PARAMETER_RANGES: dict[str, tuple[float, float]] = {
     "print_speed": (5.0, 150.0),
 }
 
-# Specimen envelopes (overall length, width of the grip ends, thickness), mm; ISO 527-2 / ASTM D638.
+# Specimen envelopes (overall length, width of the grip ends, thickness), mm, from protocols.specimens.
 SPECIMEN_SIZE_MM: dict[str, tuple[float, float, float]] = {
-    "ISO527-2-1A": (170, 20, 4), "ISO527-2-1BA": (75, 10, 2), "ISO527-2-5A": (75, 12.5, 2),
-    "ASTM-D638-I": (165, 19, 3.2), "ASTM-D638-IV": (115, 19, 3.2), "ASTM-D638-V": (63.5, 9.53, 3.2),
+    name: (spec.overall_length_mm, spec.end_width_mm, spec.thickness_mm) for name, spec in SPECIMENS.items()
 }
 
 

@@ -24,7 +24,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from .capabilities import MATERIALS, SPECIMEN_SIZE_MM, LabCapabilities
+from protocols.specimens import SPECIMENS
+
+from .capabilities import MATERIALS, LabCapabilities
 from .envelope import AgentQuota, eligible_printers, enforce
 from .hypothesis import Hypothesis, Level, PrintParameters, parse_hypothesis
 from .refusal import Refusal, Refused
@@ -93,8 +95,7 @@ def hypothesis_id(h: Hypothesis) -> str:
 
 
 def _specimen_grams(params: PrintParameters) -> float:
-    length, width, thickness = SPECIMEN_SIZE_MM[params.specimen_type]
-    volume_cm3 = length * width * thickness * 0.75 / 1000  # a dogbone fills about 3/4 of its bounding box
+    volume_cm3 = SPECIMENS[params.specimen_type].volume_mm3 / 1000
     shell = 0.3  # perimeters and skins are always solid
     return volume_cm3 * MATERIALS[params.material].density_g_cm3 * (shell + (1 - shell) * params.infill_density)
 

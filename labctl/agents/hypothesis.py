@@ -17,13 +17,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from protocols.specimens import SPECIMENS
+
 from .refusal import Refused, Refusal
 
 Response = Literal["modulus", "strength", "strain_at_break", "toughness", "curve_distance"]
 Direction = Literal["increase", "decrease", "differ"]
 Material = Literal["PLA", "PETG"]
 Orientation = Literal["flat", "on_edge", "upright"]
-SpecimenType = Literal["ISO527-2-1A", "ISO527-2-1BA", "ISO527-2-5A", "ASTM-D638-I", "ASTM-D638-IV", "ASTM-D638-V"]
+SpecimenType = Literal[tuple(SPECIMENS)]  # type: ignore[valid-type]  # protocols.specimens' table
 
 NUMERIC_FACTORS = ("infill_density", "raster_angle", "layer_height", "nozzle_temp", "bed_temp", "print_speed")
 CATEGORICAL_FACTORS: dict[str, tuple[str, ...]] = {
@@ -46,7 +48,7 @@ class PrintParameters(_Strict):
     """Everything that defines how one specimen is made. Unset temperatures mean the material's default."""
 
     material: Material = "PLA"
-    specimen_type: SpecimenType = "ISO527-2-1BA"
+    specimen_type: SpecimenType = "iso527-1ba"
     orientation: Orientation = "flat"
     infill_density: float = Field(1.0, description="fraction of the interior that is filled, 0-1")
     raster_angle: float = Field(45.0, description="raster angle in degrees from the specimen's long axis")

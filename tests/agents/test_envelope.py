@@ -49,13 +49,13 @@ def test_device_limits_from_announcements(hypothesis_data):
 
 
 def test_build_volume(hypothesis_data):
-    assert fits_build_volume("ISO527-2-1A", "flat", (220, 220, 250))
-    assert not fits_build_volume("ISO527-2-1A", "flat", (150, 150, 150))
-    assert not fits_build_volume("ISO527-2-1A", "upright", (220, 220, 160))
+    assert fits_build_volume("iso527-1a", "flat", (220, 220, 250))
+    assert not fits_build_volume("iso527-1a", "flat", (150, 150, 150))
+    assert not fits_build_volume("iso527-1a", "upright", (220, 220, 160))
     small = LabCapabilities(printers=[PrinterCapability(id="mini", build_volume_mm=(180, 180, 100))],
                             rigs=simulated_lab().rigs)
     hypothesis_data["factors"] = [{"name": "orientation", "levels": ["flat", "upright"]}]
-    hypothesis_data["fixed"] = {"specimen_type": "ISO527-2-1A"}
+    hypothesis_data["fixed"] = {"specimen_type": "iso527-1a"}
     refusals = by_field(check(parse_hypothesis(hypothesis_data), small))
     assert set(refusals) == {"factors.0.levels.1"}
     assert "build volume" in refusals["factors.0.levels.1"].reason
