@@ -12,7 +12,7 @@ from rich.table import Table
 from ..bus import BusError, EStop, connect, parse_broker_url, topics
 from ..registry import list_devices
 from .app import app
-from .common import EXIT_UNREACHABLE, BrokerOption, JsonOption, console, fail, print_json, run
+from .common import EXIT_BAD_INPUT, EXIT_UNREACHABLE, BrokerOption, JsonOption, console, fail, print_json, run
 
 
 @app.command()
@@ -46,7 +46,9 @@ def serve(
 
     try:
         run(_serve())
-    except (BusError, RuntimeError, ValueError) as exc:
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    except (BusError, RuntimeError) as exc:
         raise fail(str(exc), EXIT_UNREACHABLE) from None
 
 
@@ -64,7 +66,9 @@ def devices(broker: Optional[str] = BrokerOption, json_out: bool = JsonOption,
 
     try:
         states = run(_list())
-    except (BusError, ValueError) as exc:
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    except BusError as exc:
         raise fail(str(exc), EXIT_UNREACHABLE) from None
     if not all_:
         states = [s for s in states if s.status != "offline"]
@@ -94,6 +98,8 @@ def estop(broker: Optional[str] = BrokerOption,
 
     try:
         run(_estop())
-    except (BusError, ValueError) as exc:
+    except ValueError as exc:
+        raise fail(f"emergency stop NOT sent: {exc}", EXIT_BAD_INPUT) from None
+    except BusError as exc:
         raise fail(f"emergency stop NOT sent: {exc}", EXIT_UNREACHABLE) from None
     console.print("[bold red]emergency stop sent[/bold red]")
