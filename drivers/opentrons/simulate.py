@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -62,6 +63,21 @@ def tool_python(tool: Path | None = None) -> Path:
     return (tool or find_opentrons_simulate()).parent / "python"
 
 
+async def _run_tool(argv: list[str], timeout: float, **extra_env: str) -> tuple[int, str, str]:
+    """Run a tool of the Opentrons environment in a fresh OT_API_CONFIG_DIR; (returncode, stdout, stderr)."""
+    with tempfile.TemporaryDirectory(prefix="labctl-ot-") as config_dir:
+        env = {**os.environ, "OT_API_CONFIG_DIR": config_dir, "PYTHONUNBUFFERED": "1", **extra_env}
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE, env=env, cwd=config_dir)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            proc.kill()
+            await proc.wait()
+            raise
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
 def _error_message(stderr: str) -> tuple[str | None, int | None]:
     """Opentrons' error: the last exception line of the traceback, and the protocol line it names."""
     lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
@@ -87,21 +103,11 @@ async def simulate_protocol(path: str | Path, *, timeout: float = DEFAULT_TIMEOU
     tool = tool or find_opentrons_simulate()
     data = protocol.read_bytes()
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="labctl-ot-") as config_dir:
-        env = {**os.environ, "OT_API_CONFIG_DIR": config_dir, "PYTHONUNBUFFERED": "1"}
-        proc = await asyncio.create_subprocess_exec(str(tool), str(protocol.resolve()), stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE, env=env, cwd=config_dir)
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        except (TimeoutError, asyncio.CancelledError):
-            proc.kill()
-            await proc.wait()
-            raise
-    stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
-    ok = proc.returncode == 0
+    returncode, stdout, stderr = await _run_tool([str(tool), str(protocol.resolve())], timeout)
+    ok = returncode == 0
     error, line = (None, None) if ok else _error_message(stderr)
     return SimulationResult(
-        protocol=str(protocol), sha256=hashlib.sha256(data).hexdigest(), ok=ok, returncode=proc.returncode or 0,
+        protocol=str(protocol), sha256=hashlib.sha256(data).hexdigest(), ok=ok, returncode=returncode,
         run_log=stdout, stderr=stderr, error=error, error_line=line,
         steps=sum(1 for ln in stdout.splitlines() if ln and not ln.startswith((" ", "\t"))),
         seconds=round(time.monotonic() - started, 3), tool=str(tool))
@@ -113,3 +119,21 @@ async def check_protocol(path: str | Path, **kwargs: object) -> SimulationResult
     if not result.ok:
         raise ProtocolRefused(result)
     return result
+
+
+async def analyze_protocol(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT, tool: Path | None = None) -> dict:
+    """The robot's own analysis of a protocol (`python -m opentrons.cli analyze`): commands with their
+    params and results, labware, pipettes, and `result` ok / not-ok with Opentrons' error occurrences."""
+    protocol = Path(path)
+    if not protocol.is_file():
+        raise FileNotFoundError(f"no protocol file {protocol}")
+    python = tool_python(tool)
+    with tempfile.TemporaryDirectory(prefix="labctl-ot-analysis-") as out_dir:
+        out = Path(out_dir) / "analysis.json"
+        returncode, _, stderr = await _run_tool(
+            [str(python), "-m", "opentrons.cli", "analyze", "--json-output", str(out), str(protocol.resolve())],
+            timeout)
+        if not out.exists():
+            raise RuntimeError(f"opentrons analyze produced no analysis for {protocol} (exit {returncode}): "
+                               f"{stderr.strip()[-500:]}")
+        return json.loads(out.read_text())
