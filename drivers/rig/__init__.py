@@ -1,0 +1,8 @@
+"""Driver of the labctl tensile rig (firmware/rig) and its bus device."""
+
+from .driver import FirmwareMismatch, RigDriver, RigError, RigFault
+from .models import FirmwareIdentity, LinkStats, RawCurve, RigTestParams
+from .protocol import Frame
+
+__all__ = ["FirmwareIdentity", "FirmwareMismatch", "Frame", "LinkStats", "RawCurve", "RigDriver", "RigError",
+           "RigFault", "RigTestParams"]
