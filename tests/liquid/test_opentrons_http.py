@@ -111,3 +111,36 @@ async def test_a_protocol_that_fails_analysis_fails_its_run(robot):
     assert last.commandType == "aspirate" and last.error.errorType == "TipNotAttachedError"
     with pytest.raises(OpentronsError, match="HTTP 404: RunNotFound"):
         await client.get_run("no-such-run")
+
+
+async def test_opentrons_device_over_the_bus_runs_and_estops(opentrons_simulate):
+    from drivers.opentrons.device import OpentronsConfig, OpentronsDevice
+    from labctl.bus import Command, EStop, connect, topics
+    from labctl.devicehost import DeviceHost
+
+    url = "memory://opentrons-device"
+    async with OpentronsSimulator(speed=200) as sim:
+        device = OpentronsDevice(OpentronsConfig(id="ot2-sim", url=sim.url, simulated=True, poll_interval=0.02))
+        async with device, DeviceHost.connect(url, device), connect(url, client_id="ctl") as bus:
+            commands = topics.device_commands("ot2-sim")
+            ok = await bus.request(commands, Command(action="run_protocol", params={
+                "protocol": str(PROTOCOLS / "ot2_formulation.py"), "job_id": "j1"}), timeout=60)
+            assert ok.ok, ok.error
+            assert ok.result["status"] == "succeeded" and ok.result["commands"] == 89
+            assert "Transferring" in ok.result["simulation_log"] and len(ok.result["sha256"]) == 64
+
+            refused = await bus.request(commands, Command(action="run_protocol", params={
+                "protocol": str(PROTOCOLS / "fails_no_tip.py")}), timeout=60)
+            assert not refused.ok and "fails_no_tip.py:13: refused by opentrons_simulate" in refused.error
+            assert len(sim.robot.protocols) == 1  # refused before upload
+
+            sim.robot.speed = 5
+            running = asyncio.create_task(bus.request(commands, Command(action="run_protocol", params={
+                "protocol": str(PROTOCOLS / "ot2_formulation.py"), "job_id": "j3"}), timeout=60))
+            while not (device.current and device.current.job_id == "j3" and device.current.status == "running"):
+                await asyncio.sleep(0.02)
+            await bus.publish(topics.ESTOP, EStop(source="test", reason="estop test"))
+            stopped = await running
+            assert not stopped.ok and "ended stopped" in stopped.error
+            report = (await bus.request(commands, Command(action="report", params={"job_id": "j3"}), timeout=5)).result
+            assert report["status"] == "stopped" and report["commands"] < 89
