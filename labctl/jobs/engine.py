@@ -256,7 +256,7 @@ class JobEngine:
     async def pause(self, some_id: str, *, by: str = "technician") -> list[str]:
         changed = []
         for job in self._resolve(some_id):
-            if job.state in (JobState.SCHEDULED, JobState.WAITING_FOR_HANDOVER):
+            if job.state in (JobState.QUEUED, JobState.SCHEDULED, JobState.WAITING_FOR_HANDOVER):
                 await self._commit(job, "paused", JobState.PAUSED, by=by)
             elif job.state == JobState.RUNNING:
                 job.pause_requested = True
@@ -275,7 +275,10 @@ class JobEngine:
             run = job.step_run
             if job.state == JobState.PAUSED:
                 job.pause_requested = False
-                await self._commit(job, "resumed", JobState.SCHEDULED, by=by)
+                # a job paused before its approval goes back through the approval gate
+                approved = bool(job.approvals) and job.approvals[-1].decision == "approved"
+                await self._commit(job, "resumed", JobState.SCHEDULED if approved else JobState.QUEUED, by=by)
+                self._admission_dirty = True
             elif job.state == JobState.INTERRUPTED and run is not None:
                 run.status = "pending"
                 job.reason = None

@@ -48,7 +48,8 @@ TERMINAL = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
 # Every legal move. `scheduled` means "the next step may start as soon as a device is free";
 # `running` always has a current step; `interrupted` waits for a technician (resume or cancel).
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.QUEUED: frozenset({JobState.WAITING_FOR_APPROVAL, JobState.SCHEDULED, JobState.CANCELLED}),
+    JobState.QUEUED: frozenset({JobState.WAITING_FOR_APPROVAL, JobState.SCHEDULED, JobState.CANCELLED,
+                                JobState.PAUSED}),
     JobState.WAITING_FOR_APPROVAL: frozenset({JobState.SCHEDULED, JobState.CANCELLED}),
     JobState.SCHEDULED: frozenset({JobState.RUNNING, JobState.WAITING_FOR_HANDOVER, JobState.PAUSED,
                                    JobState.DONE, JobState.CANCELLED, JobState.FAILED}),
@@ -56,7 +57,7 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
                                  JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.INTERRUPTED}),
     JobState.WAITING_FOR_HANDOVER: frozenset({JobState.SCHEDULED, JobState.DONE, JobState.CANCELLED,
                                               JobState.PAUSED}),
-    JobState.PAUSED: frozenset({JobState.SCHEDULED, JobState.CANCELLED}),
+    JobState.PAUSED: frozenset({JobState.SCHEDULED, JobState.QUEUED, JobState.CANCELLED}),
     JobState.INTERRUPTED: frozenset({JobState.SCHEDULED, JobState.CANCELLED, JobState.FAILED}),
     JobState.DONE: frozenset(),
     JobState.FAILED: frozenset(),
