@@ -1,8 +1,9 @@
 """Driver of the labctl tensile rig (firmware/rig) and its bus device."""
 
+from .device import RigDevice, method_to_params
 from .driver import FirmwareMismatch, RigDriver, RigError, RigFault
 from .models import FirmwareIdentity, LinkStats, RawCurve, RigTestParams
 from .protocol import Frame
 
-__all__ = ["FirmwareIdentity", "FirmwareMismatch", "Frame", "LinkStats", "RawCurve", "RigDriver", "RigError",
-           "RigFault", "RigTestParams"]
+__all__ = ["FirmwareIdentity", "FirmwareMismatch", "Frame", "LinkStats", "RawCurve", "RigDevice", "RigDriver", "RigError",
+           "RigFault", "RigTestParams", "method_to_params"]
