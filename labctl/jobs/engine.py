@@ -36,6 +36,7 @@ log = logging.getLogger("labctl.jobs")
 LocalAction = Callable[[Job, dict[str, Any]], Awaitable[dict[str, Any]]]
 UNAVAILABLE = ("offline", "fault", "estopped")
 ERROR_GRACE_S = 0.2
+RECALL_SETTLE_S = 0.5
 
 
 class EngineError(RuntimeError):
@@ -560,6 +561,7 @@ class JobEngine:
         """After a restart: follow a step its device is still running, through its recall action."""
         assert spec.recall_action and job.step_run and job.step_run.token
         deadline = asyncio.get_running_loop().time() + spec.timeout_s
+        unknown_once = False
         while asyncio.get_running_loop().time() < deadline:
             try:
                 answer = await self.executor.run(device_id, spec.recall_action, {"token": job.step_run.token},
@@ -576,6 +578,10 @@ class JobEngine:
                                       line=answer.get("line"))
                 return
             if state == "unknown":
+                if not unknown_once:  # a command still in flight from before the crash may land late
+                    unknown_once = True
+                    await asyncio.sleep(RECALL_SETTLE_S)
+                    continue
                 await self._requeue_unstarted(job, device_id)
                 return
             await asyncio.sleep(self.poll_interval)

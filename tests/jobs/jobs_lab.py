@@ -54,6 +54,16 @@ class Lab:
     engine: JobEngine
     devices: dict[str, TimedDevice]
     hosts: dict[str, DeviceHost] = field(default_factory=dict)
+    engine_kw: dict[str, Any] = field(default_factory=dict)
+
+    async def stop_engine(self) -> None:
+        """Stop the engine as a crash would leave it: running steps stay `running` in the store."""
+        await self.engine.__aexit__(None, None, None)
+
+    async def start_engine(self) -> JobEngine:
+        self.engine = JobEngine(self.store, self.bus, **self.engine_kw)
+        await self.engine.__aenter__()
+        return self.engine
 
     def kill_host(self, device_id: str) -> None:
         """The device host's process dies: the broker publishes its last will (offline)."""
@@ -71,6 +81,10 @@ async def running_lab(tmp_path: Path, *, devices: list[tuple[str, str]] | None =
         hosts = {d: await stack.enter_async_context(DeviceHost.connect(url, o)) for d, o in objs.items()}
         bus = await stack.enter_async_context(connect(url, client_id="engine"))
         store = stack.enter_context(Store(tmp_path / "labctl.db"))
-        engine = await stack.enter_async_context(JobEngine(store, bus, time_scale=time_scale, poll_interval=0.05,
-                                                           **engine_kw))
-        yield Lab(url, bus, store, engine, objs, hosts)
+        engine_kw = {"time_scale": time_scale, "poll_interval": 0.05, **engine_kw}
+        lab = Lab(url, bus, store, JobEngine(store, bus, **engine_kw), objs, hosts, engine_kw)
+        await lab.engine.__aenter__()
+        try:
+            yield lab
+        finally:
+            await lab.engine.__aexit__(None, None, None)
