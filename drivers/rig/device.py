@@ -113,6 +113,9 @@ class RigDevice:
         if not _SAFE_ID.match(specimen_id):
             raise ValueError(f"specimen_id {specimen_id!r}: use letters, digits, '.', '_' or '-' (max 64)")
         test_method = get_method(method)
+        if specimen is None and len(test_method.specimen_types) > 1:
+            raise ValueError(f"method {test_method.name} applies to {', '.join(test_method.specimen_types)}: "
+                             "name the specimen type")
         spec = test_method.check_specimen(get_specimen(specimen or test_method.specimen_types[0]))
         params = method_to_params(test_method, spec)
         directory = Path(out_dir) if out_dir else self.out_dir
@@ -121,7 +124,7 @@ class RigDevice:
             await self._status("busy", action="run_test", specimen_id=specimen_id, method=test_method.name)
             try:
                 curve = await self.driver.run_test(params, on_samples=self._publisher(specimen_id),
-                                                   specimen_id=specimen_id)
+                                                   specimen_id=specimen_id, specimen_type=spec.name)
             finally:
                 await self._status("online")
         raw_csv = curve.write_csv(directory / f"{specimen_id}.raw.csv")

@@ -303,7 +303,8 @@ class RigDriver:
 
     # ----- a test ------------------------------------------------------------------------------
     async def run_test(self, params: RigTestParams, *, on_samples: OnSamples | None = None,
-                       specimen_id: str | None = None, timeout_s: float | None = None) -> RawCurve:
+                       specimen_id: str | None = None, specimen_type: str | None = None,
+                       timeout_s: float | None = None) -> RawCurve:
         """Run one test to its end criterion and return every frame as a raw curve.
 
         `on_samples` gets batches of frames as they arrive (every `batch_interval_s`). A firmware
@@ -317,6 +318,10 @@ class RigDriver:
             await self.set_limits(fmax=params.force_limit_n)
         if params.tare:
             await self.tare()
+        note = " ".join(f"{k}={v}" for k, v in (("specimen", specimen_id), ("type", specimen_type))
+                        if v and " " not in v)
+        if note:
+            await self.command(f"NOTE {note}")
         self._drain_events()
         link_before = self.link.model_copy()
         frames: list[Frame] = []

@@ -130,7 +130,7 @@ class Rig:
         if handler is None:
             self.err(verb, "unknown command")
             return
-        if self.job is not None and verb not in ("STOP", "ESTOP", "STATUS", "PING", "ID"):
+        if self.job is not None and verb not in ("STOP", "ESTOP", "STATUS", "PING", "ID", "NOTE"):
             self.err(verb, "busy with " + self.job[0])
             return
         try:
@@ -161,16 +161,19 @@ class Rig:
         self.force = force
         if self.job is not None:
             self.accumulate(raw)
+        position = self.hw.motor_position()
+        if self.state in STREAMING:
+            # The sample goes out first, so the host sees the very samples a safety stop acted on.
+            self.hw.write(rigproto.frame(self.seq, self.hw.micros() - self.t0, position, raw, force))
+            self.seq += 1
         if abs(force) > self.cfg["fmax"]:
             self.over += 1
             if self.over >= self.cfg["nover"] and self.state != FAULT:
                 self.trip("overforce", force)
+                return
         else:
             self.over = 0
         if self.state in STREAMING:
-            position = self.hw.motor_position()
-            self.hw.write(rigproto.frame(self.seq, self.hw.micros() - self.t0, position, raw, force))
-            self.seq += 1
             if self.state == PRELOAD:
                 self.preload_step(position, force)
             elif self.state == TEST:
@@ -296,6 +299,10 @@ class Rig:
 
     def cmd_ping(self, args, opts):
         self.ok("PING")
+
+    def cmd_note(self, args, opts):
+        # Host annotations (e.g. which specimen is gripped) echoed into the rig's log; no effect on control.
+        self.ok("NOTE", sorted(opts.items()))
 
     def cmd_status(self, args, opts):
         self.ok("STATUS", (("state", self.state), ("fault", self.fault or "none"),

@@ -6,8 +6,9 @@
         sim.hang_mass(1000)  # a calibration mass on the load cell (grams); hang_mass(0) removes it
 
 firmware/rig/rigctl.py runs unchanged; simulators/rig/hardware.py stands in for the board. Each
-START grips a fresh specimen: the next one queued with `mount()`, else one made from the config's
-print parameters with the next seed.
+START grips a fresh specimen: the queued one (`mount()`) whose id the host named in its
+`NOTE specimen=<id> type=<type>` line, else the next queued one, else one of the NOTE's type (or the
+config's) made from the config's print parameters with the next seed.
 """
 
 from __future__ import annotations
@@ -85,9 +86,11 @@ class RigSimulator:
         self.firmware = rigctl.Rig(self.hw)
         self.queue: deque[MountRequest] = deque()
         self.specimens: list[MountedSpecimen | RigidBar] = []
+        self._note: dict[str, str] = {}
         self._next_seed = cfg.seed
         self._master = self._slave = -1
         self.port_path = ""
+        self.pty_name = ""
         self._task: asyncio.Task[None] | None = None
         self._backlog = bytearray()
         self._writer_armed = False
@@ -123,13 +126,30 @@ class RigSimulator:
         return seed
 
     def _on_command(self, line: str) -> None:
-        if line.split()[0].upper() == "START" and self.firmware.state == rigctl.IDLE:
+        verb = line.split()[0].upper()
+        if verb == "NOTE":
+            self._note = dict(word.split("=", 1) for word in line.split()[1:] if "=" in word)
+        elif verb == "START" and self.firmware.state == rigctl.IDLE:
             self._grip_next()
 
     def _grip_next(self) -> None:
+        """The simulated technician grips the specimen the host's NOTE names, else the next queued one."""
         cfg = self.config
-        request = self.queue.popleft() if self.queue else MountRequest(
-            specimen_type=cfg.specimen_type, params=cfg.print_params, seed=self._take_seed(), failure=cfg.failure)
+        note, self._note = self._note, {}
+        wanted = note.get("specimen")
+        request = next((r for r in self.queue if wanted and r.specimen_id == wanted), None)
+        if request is not None:
+            self.queue.remove(request)
+        elif self.queue:
+            request = self.queue.popleft()
+        else:
+            kind = cfg.specimen_type
+            with contextlib.suppress(Exception):
+                from protocols.specimens import get_specimen
+
+                kind = get_specimen(note.get("type", kind)).name
+            request = MountRequest(specimen_type=kind, params=cfg.print_params, seed=self._take_seed(),
+                                   failure=cfg.failure, specimen_id=wanted)
         if request.rigid:
             load: MountedSpecimen | RigidBar = RigidBar(frame_stiffness_n_per_mm=cfg.frame_stiffness_n_per_mm)
         else:
@@ -153,7 +173,7 @@ class RigSimulator:
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         os.set_blocking(self._master, False)
-        self.port_path = os.ttyname(self._slave)
+        self.pty_name = self.port_path = os.ttyname(self._slave)
         if self.config.link is not None:
             link = Path(self.config.link)
             if link.is_symlink() or link.exists():
