@@ -166,7 +166,10 @@ class Rig:
             # The sample goes out first, so the host sees the very samples a safety stop acted on.
             self.hw.write(rigproto.frame(self.seq, self.hw.micros() - self.t0, position, raw, force))
             self.seq += 1
-        if abs(force) > self.cfg["fmax"]:
+        # Over the limit counts while a test runs or the crosshead moves so as to load the cell further;
+        # after a RESET the operator may still jog the other way to unload it.
+        loading = self.state in (PRELOAD, TEST, HOLD) or self.hw.motor_rate() * force > 0
+        if abs(force) > self.cfg["fmax"] and loading:
             self.over += 1
             if self.over >= self.cfg["nover"] and self.state != FAULT:
                 self.trip("overforce", force)
