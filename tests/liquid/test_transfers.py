@@ -113,3 +113,16 @@ def test_deck_layout_errors_name_the_place(tmp_path):
         DeckLayout.load(bad)
     with pytest.raises(DeckError, match="known layouts: .*formulation_ot2"):
         DeckLayout.load("no_such_layout")
+
+
+def test_backends_are_chosen_by_name():
+    from drivers.liquid_handler.backends import SimulatedBackend, make_backend
+    from drivers.liquid_handler.device import LiquidHandlerConfig, LiquidHandlerDevice
+
+    assert isinstance(make_backend("simulated", speed=5), SimulatedBackend)
+    with pytest.raises(ValueError, match="unknown liquid-handler backend 'tecan9000'; known: simulated, star, ot2"):
+        LiquidHandlerDevice(LiquidHandlerConfig(backend="tecan9000"))
+    with pytest.raises(ValueError, match="backend ot2 needs options.host"):
+        make_backend("ot2")
+    with pytest.raises(ValueError, match="speed must be > 0"):
+        make_backend("simulated", speed=0)
