@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -61,10 +62,12 @@ class JobEngine:
         self.recall_timeout = recall_timeout
         self.local_actions: dict[str, LocalAction] = dict(local_actions or {})
         self.jobs: dict[str, Job] = {}  # every non-terminal job
+        self._in_state: dict[JobState, set[str]] = {state: set() for state in JobState}  # index over self.jobs
         self.campaigns: dict[str, Campaign] = {}
         self.share = FairShare()
         self.reserved: dict[str, str] = {}  # device id -> job id
-        self.stats = {"dispatched": 0, "dispatch_seconds": 0.0, "ticks": 0}
+        self.stats: dict[str, float] = {"dispatched": 0, "dispatch_seconds": 0.0, "ticks": 0, "commits": 0,
+                                        "commit_seconds": 0.0}
         self._running: dict[str, asyncio.Task[None]] = {}  # job id -> task of its current step
         self._blocks: dict[tuple[str, str], dict[str, str]] = {}  # (campaign, kind) -> block -> device
         self._max_seq = 0
@@ -103,6 +106,7 @@ class JobEngine:
     def _load(self) -> None:
         for job in self.store.jobs(active_only=True):
             self.jobs[job.id] = job
+            self._in_state[job.state].add(job.id)
             if job.campaign_id not in self.campaigns:
                 self.campaigns[job.campaign_id] = self.store.campaign(job.campaign_id)
         all_jobs = self.store.jobs(limit=None)
@@ -112,7 +116,8 @@ class JobEngine:
     async def submit(self, spec: CampaignSpec) -> Campaign:
         """Store and queue a campaign. A retried submission with the same idempotency key returns
         the campaign it created the first time (IdempotencyConflict if the spec differs)."""
-        campaign, jobs, created = self.store.submit(spec)
+        # In a worker thread: a large submission must not stall the steps that are running.
+        campaign, jobs, created = await asyncio.to_thread(self.store.submit, spec)
         if created:
             self._adopt(campaign, jobs)
         return campaign
@@ -130,6 +135,7 @@ class JobEngine:
         for job in jobs:
             if not job.terminal and job.id not in self.jobs:
                 self.jobs[job.id] = job
+                self._in_state[job.state].add(job.id)
             self._max_seq = max(self._max_seq, job.seq)
         self._admission_dirty = True
         self._wake.set()
@@ -178,11 +184,17 @@ class JobEngine:
             check_transition(job.id, old, new_state)
             job.state = new_state
         payload = {"from": old.value, "to": job.state.value, "step": job.current_step, **data}
+        t0 = time.perf_counter()
         self.store.save_job(job, event, payload)
+        self.stats["commit_seconds"] += time.perf_counter() - t0
+        self.stats["commits"] += 1
+        self._in_state[old].discard(job.id)
+        self._in_state[job.state].add(job.id)
         self._events.put_nowait((job.id, Event(name=f"job.{event}", data={"job_id": job.id, "campaign_id":
                                                                            job.campaign_id, **payload})))
         if job.terminal:
             self.jobs.pop(job.id, None)
+            self._in_state[job.state].discard(job.id)
             await self._check_campaign(job.campaign_id)
         self._wake.set()
         await self._notify()
@@ -412,7 +424,7 @@ class JobEngine:
         return True
 
     async def _admit(self) -> None:
-        for job in [j for j in self.jobs.values() if j.state == JobState.QUEUED]:
+        for job in [self.jobs[i] for i in sorted(self._in_state[JobState.QUEUED], key=lambda i: self.jobs[i].seq)]:
             campaign = self.campaign(job.campaign_id)
             if campaign.status == "rejected":
                 await self._commit(job, "rejected", JobState.CANCELLED, reason="campaign rejected")
@@ -472,10 +484,10 @@ class JobEngine:
         return chosen
 
     async def _start_ready(self) -> None:
-        t0 = asyncio.get_running_loop().time()
+        t0 = time.perf_counter()
         ready = []
-        for job in list(self.jobs.values()):
-            if job.state != JobState.SCHEDULED or job.id in self._running:
+        for job in [self.jobs[i] for i in self._in_state[JobState.SCHEDULED]]:
+            if job.id in self._running:
                 continue
             spec = job.step_spec
             if spec is None:
@@ -494,7 +506,7 @@ class JobEngine:
             return
         for a in assign(ready, free, self.share, self._eligible):
             await self._start_device_step(a.job, a.step, a.device)
-        self.stats["dispatch_seconds"] += asyncio.get_running_loop().time() - t0
+        self.stats["dispatch_seconds"] += time.perf_counter() - t0
 
     def _params(self, job: Job, spec: StepSpec) -> dict[str, Any]:
         params = dict(spec.params)

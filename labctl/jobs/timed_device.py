@@ -76,13 +76,13 @@ class TimedDevice:
             await self.set_status("busy", token=key, op=op)
         total = max(seconds * self.time_scale, 0.0)
         chunks = 20
+        loop = asyncio.get_running_loop()
+        start = loop.time()
         for i in range(chunks):
             self.current = (key, int(self.LINES * i / chunks))
-            if self._estop.is_set():
-                self.interrupted[key] = self.current[1]
-                raise RuntimeError(f"{self.info.id}: emergency stop at line {self.current[1]}")
+            # absolute deadlines, so timer overshoot does not add up over the chunks
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._estop.wait(), total / chunks)
+                await asyncio.wait_for(self._estop.wait(), max(0.0, start + total * (i + 1) / chunks - loop.time()))
             if self._estop.is_set():
                 self.interrupted[key] = self.current[1]
                 raise RuntimeError(f"{self.info.id}: emergency stop at line {self.current[1]}")
