@@ -104,6 +104,10 @@ def _bed_transform(params: DogbonePrintParameters):
     return to_bed
 
 
+def _prime_end(params: DogbonePrintParameters) -> float:
+    return min(65.0, params.build_volume_mm[0] - 5.0)
+
+
 def _check_on_bed(params: DogbonePrintParameters, outline_bed: np.ndarray) -> None:
     bx, by, bz = params.build_volume_mm
     lo, hi = outline_bed.min(axis=0), outline_bed.max(axis=0)
@@ -113,7 +117,8 @@ def _check_on_bed(params: DogbonePrintParameters, outline_bed: np.ndarray) -> No
     thickness = get_specimen(params.specimen).thickness_mm
     if thickness > bz:
         raise GcodeError(f"specimen thickness {thickness} mm exceeds build height {bz} mm")
-    if params.prime_line and lo[1] < PRIME_Y_MM + 5:
+    near_prime = np.any((outline_bed[:, 1] < PRIME_Y_MM + 5) & (outline_bed[:, 0] < _prime_end(params) + 5))
+    if params.prime_line and near_prime:
         raise GcodeError(f"specimen reaches y = {lo[1]:.1f} mm and would cross the prime line at y = {PRIME_Y_MM} mm; "
                          "move centre_xy_mm or set prime_line false")
 
@@ -125,10 +130,9 @@ def _layer_paths(params: DogbonePrintParameters, layer: int) -> tuple[list[np.nd
     infill_edge = params.perimeters * width + width / 2 - params.infill_overlap * width
     try:
         region = eroded_region(spec, max(infill_edge, width / 2))
-    except GcodeError:
-        if params.perimeters == 0:
-            raise
-        return loops, []  # the perimeters already fill the part
+    except GcodeError as exc:
+        raise GcodeError(f"{exc}: the raster would split into the two ends; use fewer perimeters or a "
+                         "narrower extrusion_width_mm") from None
     angle = params.raster_angles_deg[layer % len(params.raster_angles_deg)]
     segments = raster_segments(region, angle, width / params.infill_density)
     return loops, segments
@@ -172,8 +176,8 @@ def dogbone_gcode(params: DogbonePrintParameters | None = None, **overrides: Any
         fc.Point(x=5.0, y=PRIME_Y_MM, z=height),
     ]
     if params.prime_line:
-        prime_end = min(65.0, params.build_volume_mm[0] - 5.0)
-        steps += [fc.Extruder(on=True), fc.Point(x=prime_end, y=PRIME_Y_MM, z=height), fc.Extruder(on=False)]
+        steps += [fc.Extruder(on=True), fc.Point(x=_prime_end(params), y=PRIME_Y_MM, z=height),
+                  fc.Extruder(on=False)]
 
     here = np.array([5.0, PRIME_Y_MM])
     for layer in range(params.layer_count):

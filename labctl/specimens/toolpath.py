@@ -80,7 +80,7 @@ def perimeter_loops(spec: SpecimenType, count: int, width_mm: float) -> list[np.
     for i in range(count):
         offset = width_mm / 2 + i * width_mm
         region = eroded_region(spec, offset)
-        if region[:, 1].max() < width_mm / 2:
+        if np.abs(region[:, 1]).min() < width_mm / 2 - 1e-9:
             raise GcodeError(f"{spec.name}: {count} perimeters of {width_mm} mm do not fit the "
                                 f"{spec.width_mm} mm narrow section")
         loops.append(np.vstack([region, region[:1]]))
