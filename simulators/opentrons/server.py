@@ -11,6 +11,7 @@ header; resources come wrapped in {"data": ...}; failures are {"errors": [{"id",
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import copy
@@ -70,6 +71,10 @@ def create_app(robot: SimulatedRobot, upload_dir: Path) -> Starlette:
         if not name.endswith(".py"):
             return error_response(422, "ProtocolFilesInvalid", "Unsupported protocol",
                                   f"{name}: this simulator analyses Python protocols (.py) only")
+        robot_type = declared_robot_type(data)
+        if robot_type != robot.robot_model:
+            return error_response(422, "ProtocolRobotTypeMismatch", "Protocol For Different Robot Type",
+                                  f"{name} is for {robot_type}; this robot is {robot.robot_model}")
         folder = Path(tempfile.mkdtemp(prefix="proto-", dir=upload_dir))
         path = folder / name
         path.write_bytes(data)
@@ -193,6 +198,29 @@ def create_app(robot: SimulatedRobot, upload_dir: Path) -> Starlette:
         Route("/runs/{run_id}/commands", get_commands), Route("/runs/{run_id}/commands/{command_id}", get_command),
         Route("/labctl-sim/faults", inject_fault, methods=["POST"]),
     ], middleware=[Middleware(_VersionHeader)])
+
+
+ROBOT_TYPES = {"OT-2": "OT-2 Standard", "OT-2 Standard": "OT-2 Standard", "Flex": "OT-3 Standard",
+               "OT-3 Standard": "OT-3 Standard"}
+
+
+def declared_robot_type(source: bytes) -> str:
+    """The robot a Python protocol declares in `requirements = {"robotType": ...}` (OT-2 if none),
+    read without running it, as the robot reads it before analysis."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return "OT-2 Standard"  # the analysis will report the syntax error
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "requirements"
+                                                for t in node.targets):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                break
+            if isinstance(value, dict):
+                return ROBOT_TYPES.get(str(value.get("robotType", "OT-2")), str(value.get("robotType")))
+    return "OT-2 Standard"
 
 
 async def _json(request: Request) -> Any:

@@ -144,3 +144,17 @@ async def test_opentrons_device_over_the_bus_runs_and_estops(opentrons_simulate)
             assert not stopped.ok and "ended stopped" in stopped.error
             report = (await bus.request(commands, Command(action="report", params={"job_id": "j3"}), timeout=5)).result
             assert report["status"] == "stopped" and report["commands"] < 89
+
+
+async def test_robot_type_is_checked_at_upload(opentrons_simulate):
+    async with OpentronsSimulator(speed=200) as ot2, OpentronsClient(ot2.url) as client:
+        with pytest.raises(OpentronsError, match="HTTP 422: ProtocolRobotTypeMismatch: flex_formulation.py is for "
+                                                 "OT-3 Standard; this robot is OT-2 Standard"):
+            await client.upload_protocol(PROTOCOLS / "flex_formulation.py")
+    async with OpentronsSimulator(speed=200, robot_model="OT-3 Standard") as flex, \
+            OpentronsClient(flex.url, poll_interval=0.02) as client:
+        protocol_id, analysis = await upload_and_analyse(client, "flex_formulation.py")
+        assert analysis["result"] == "ok" and analysis["robotType"] == "OT-3 Standard"
+        run = await client.create_run(protocol_id)
+        await client.play(run.id)
+        assert (await client.wait_for_run(run.id, timeout=60)).status == "succeeded"
