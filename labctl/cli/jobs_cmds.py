@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 
 from ..jobs.models import TERMINAL
-from ..jobs.provenance import export_campaign, verify_export
+from ..jobs.provenance import export_campaign, job_result, verify_export
 from ..jobs.store import Store, StoreError
 from .app import app, sim_app  # noqa: F401
 from .common import EXIT_BAD_INPUT, EXIT_FAILED, JsonOption, console, fail, print_json
@@ -68,6 +68,39 @@ def jobs_cmd(db: Optional[str] = DbOption, json_out: bool = JsonOption,
                       (j.step_run.device_id or "") if j.step_run else "", j.specimen.location if j.specimen else "",
                       j.reason or "")
     console.print(table if jobs else "no jobs")
+
+
+@app.command("job")
+def job_cmd(job_id: str = typer.Argument(..., help="Job id."), db: Optional[str] = DbOption,
+            json_out: bool = JsonOption) -> None:
+    """Show one job: each step's result and artefacts, where its specimen is and what happened to it,
+    and its provenance (hypothesis, plan, G-code hash, firmware, devices, approvals, hand-overs).
+
+    Example: labctl job job-1a2b3c4d5e6f --json
+    """
+    with open_store(db) as store:
+        if store.kind_of(job_id) != "job":
+            raise fail(f"no job {job_id!r} in {store.path}", EXIT_BAD_INPUT)
+        job = store.job(job_id)
+        result = job_result(job, store.campaign(job.campaign_id))
+    if json_out:
+        print_json(result.model_dump(mode="json"))
+        return
+    console.print(f"[bold]{job.id}[/bold] ({job.state.value}) campaign {job.campaign_id}, submitter {job.submitter}"
+                  + (f": {job.reason}" if job.reason else ""))
+    table = Table("step", "kind", "status", "device", "attempt", "finished", "artefacts")
+    for spec, run in zip(job.spec.steps, job.steps):
+        table.add_row(spec.name, spec.kind, run.status + (f" at line {run.line}" if run.line is not None else ""),
+                      run.device_id or "", str(run.attempt), _fmt_time(run.finished_at),
+                      ", ".join(f"{a.name} ({a.kind}, {a.sha256[:12]})" for a in run.artefacts))
+    console.print(table)
+    if job.specimen:
+        console.print(f"specimen {job.specimen.id} is at: {job.specimen.location}")
+        for event in job.specimen.history:
+            console.print(f"  {_fmt_time(event.at)}  {event.event}  {event.location or ''}")
+    p = result.provenance
+    console.print(f"provenance: hypothesis {p.hypothesis_id}, plan {p.plan_id}, simulated={p.simulated}, "
+                  f"devices {', '.join(d['id'] for d in p.devices) or 'none'}")
 
 
 @app.command("campaigns")

@@ -37,6 +37,7 @@ log = logging.getLogger("labctl.jobs")
 LocalAction = Callable[[Job, dict[str, Any]], Awaitable[dict[str, Any]]]
 UNAVAILABLE = ("offline", "fault", "estopped")
 ERROR_GRACE_S = 0.2
+CAMPAIGN_ENDED = ("finished", "rejected", "cancelled")
 RECALL_SETTLE_S = 0.5
 
 
@@ -154,12 +155,15 @@ class JobEngine:
     def _finished(self, some_id: str) -> bool:
         if some_id in self.jobs:
             return False
-        if some_id in self.campaigns:
-            return self.campaigns[some_id].status in ("finished", "rejected", "cancelled")
+        campaign = self.campaigns.get(some_id)
+        if campaign is not None:
+            return campaign.status in CAMPAIGN_ENDED
         kind = self.store.kind_of(some_id)
-        if kind is None:
-            raise EngineError(f"no job or campaign {some_id!r}")
-        return True
+        if kind == "job":
+            return self.store.job(some_id).terminal
+        if kind == "campaign":
+            return self.store.campaign(some_id).status in CAMPAIGN_ENDED
+        raise EngineError(f"no job or campaign {some_id!r}")
 
     async def wait(self, some_id: str, timeout: float | None = None) -> Job | Campaign:
         """Wait until a job is done/failed/cancelled or a campaign has finished; return it."""
@@ -204,8 +208,9 @@ class JobEngine:
         if campaign is None or any(self.jobs.get(j) is not None for j in campaign.job_ids):
             return
         if campaign.status in ("active", "waiting_for_approval"):
-            campaign.status = "finished"
-            self.store.save_campaign(campaign, "finished", {"states": self.store.state_counts(campaign_id)})
+            counts = self.store.state_counts(campaign_id)
+            campaign.status = "cancelled" if set(counts) == {JobState.CANCELLED.value} else "finished"
+            self.store.save_campaign(campaign, campaign.status, {"states": counts})
             self._events.put_nowait((campaign_id, Event(name="campaign.finished", data={"campaign_id": campaign_id})))
         self.campaigns.pop(campaign_id, None)
 
@@ -223,32 +228,31 @@ class JobEngine:
     async def approve(self, some_id: str, *, by: str, reason: str | None = None) -> list[str]:
         """Approve a campaign (all its jobs) or one job that waits for approval."""
         approval = Approval(decision="approved", by=by, reason=reason)
+        waiting = self._waiting_for_approval(some_id)
         await self._campaign_decision(some_id, approval, "active")
-        changed = []
-        for job in self._resolve(some_id):
-            if job.state in (JobState.WAITING_FOR_APPROVAL, JobState.QUEUED):
-                job.approvals.append(approval)
-                await self._commit(job, "approved", JobState.SCHEDULED, by=by)
-                changed.append(job.id)
-        if not changed:
+        for job in waiting:
+            job.approvals.append(approval)
+            await self._commit(job, "approved", JobState.SCHEDULED, by=by)
+        return [j.id for j in waiting]
+
+    def _waiting_for_approval(self, some_id: str) -> list[Job]:
+        waiting = [j for j in self._resolve(some_id)
+                   if j.state in (JobState.WAITING_FOR_APPROVAL, JobState.QUEUED)]
+        if not waiting:
             raise EngineError(f"{some_id}: nothing waits for approval")
-        return changed
+        return waiting
 
     async def reject(self, some_id: str, *, by: str, reason: str) -> list[str]:
         if not reason:
             raise EngineError("a rejection needs a reason")
         approval = Approval(decision="rejected", by=by, reason=reason)
+        waiting = self._waiting_for_approval(some_id)
         await self._campaign_decision(some_id, approval, "rejected")
-        changed = []
-        for job in self._resolve(some_id):
-            if job.state in (JobState.WAITING_FOR_APPROVAL, JobState.QUEUED):
-                job.approvals.append(approval)
-                job.reason = f"rejected by {by}: {reason}"
-                await self._commit(job, "rejected", JobState.CANCELLED, by=by, reason=reason)
-                changed.append(job.id)
-        if not changed:
-            raise EngineError(f"{some_id}: nothing waits for approval")
-        return changed
+        for job in waiting:
+            job.approvals.append(approval)
+            job.reason = f"rejected by {by}: {reason}"
+            await self._commit(job, "rejected", JobState.CANCELLED, by=by, reason=reason)
+        return [j.id for j in waiting]
 
     async def _campaign_decision(self, some_id: str, approval: Approval, status: str) -> None:
         if self.store.kind_of(some_id) != "campaign":
@@ -388,6 +392,9 @@ class JobEngine:
                         self.store.finish_request(request.id, True, message)
                     except (EngineError, InvalidTransition, NotFound) as exc:
                         self.store.finish_request(request.id, False, str(exc))
+                    except Exception as exc:  # answered, never retried forever
+                        log.exception("request %s failed", request.id)
+                        self.store.finish_request(request.id, False, f"{type(exc).__name__}: {exc}")
             except Exception:
                 log.exception("polling the store failed")
             await asyncio.sleep(self.poll_interval)
