@@ -39,7 +39,9 @@ class LabwarePlacement(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,40}$")
     definition: str = Field(description="A PyLabRobot resource factory, e.g. cor_96_wellplate_360uL_Fb.")
-    slot: int = Field(ge=1, le=11, description="OT-2 deck slot (12 is the fixed trash).")
+    slot: int | None = Field(None, ge=1, le=11, description="OT-2 deck slot (12 is the fixed trash).")
+    carrier: str | None = Field(None, description="Hamilton decks: the carrier that holds this labware.")
+    site: int | None = Field(None, ge=0, description="Hamilton decks: the carrier site, 0 at the front.")
     contents: dict[str, WellContents] = Field(default_factory=dict, description="Initial liquid per well.")
     tips: Literal["full", "empty"] | list[str] = Field("full", description="Tip racks: which spots hold tips.")
 
@@ -51,22 +53,45 @@ class LabwarePlacement(BaseModel):
         return self
 
 
+class CarrierPlacement(BaseModel):
+    """A Hamilton carrier (e.g. TIP_CAR_480_A00, PLT_CAR_L5AC_A00) on the deck's rails."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,40}$")
+    definition: str
+    rails: int = Field(ge=1, le=55)
+
+
 class DeckLayout(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    deck: Literal["ot2"] = "ot2"
+    deck: Literal["ot2", "starlet", "star"] = Field("ot2", description="OT-2 slots, or a Hamilton STARlet/STAR "
+                                                                       "deck with carriers on rails.")
     description: str = ""
+    carriers: list[CarrierPlacement] = Field(default_factory=list)
     labware: list[LabwarePlacement]
 
     @model_validator(mode="after")
-    def _unique(self) -> "DeckLayout":
-        names = [lw.name for lw in self.labware]
-        slots = [lw.slot for lw in self.labware]
-        for label, values in (("labware name", names), ("slot", slots)):
-            dup = {v for v in values if values.count(v) > 1}
+    def _consistent(self) -> "DeckLayout":
+        hamilton = self.deck != "ot2"
+        carriers = {c.name for c in self.carriers}
+        if not hamilton and self.carriers:
+            raise ValueError("carriers: an OT-2 deck has slots, not carriers")
+        for i, lw in enumerate(self.labware):
+            if hamilton and (lw.carrier is None or lw.site is None or lw.slot is not None):
+                raise ValueError(f"labware[{i}] {lw.name}: on a {self.deck} deck give carrier and site, not slot")
+            if hamilton and lw.carrier not in carriers:
+                raise ValueError(f"labware[{i}] {lw.name}: no carrier {lw.carrier!r} in carriers")
+            if not hamilton and (lw.slot is None or lw.carrier is not None):
+                raise ValueError(f"labware[{i}] {lw.name}: on an OT-2 deck give slot, not carrier/site")
+        names = [lw.name for lw in self.labware] + [c.name for c in self.carriers]
+        places = [lw.slot if lw.slot is not None else f"{lw.carrier}[{lw.site}]" for lw in self.labware]
+        for label, values in (("name", names), ("place", places)):
+            dup = {str(v) for v in values if values.count(v) > 1}
             if dup:
-                raise ValueError(f"{label} used twice: {', '.join(map(str, sorted(dup)))}")
+                raise ValueError(f"{label} used twice: {', '.join(sorted(dup))}")
         return self
 
     @classmethod
@@ -110,15 +135,23 @@ def labware_factory(definition: str):
 
 
 def build_deck(layout: DeckLayout):
-    """A PyLabRobot OTDeck with the layout's labware placed, tips filled and wells filled.
+    """A PyLabRobot deck (OTDeck, STARLetDeck or STARDeck) with the layout's labware placed, tips
+    filled and wells filled.
 
     Call only after volume and tip tracking have been switched on (`tracking.enable()`), or the
     resources are created without trackers.
     """
-    from pylabrobot.resources import Plate, TipRack
+    from pylabrobot.resources import Plate, STARDeck, STARLetDeck, TipRack
     from pylabrobot.resources.opentrons import OTDeck
 
-    deck = OTDeck()
+    deck = {"ot2": OTDeck, "starlet": STARLetDeck, "star": STARDeck}[layout.deck]()
+    carriers = {}
+    for i, c in enumerate(layout.carriers):
+        try:
+            carriers[c.name] = labware_factory(c.definition)(name=c.name)
+            deck.assign_child_resource(carriers[c.name], rails=c.rails)
+        except (DeckError, ValueError) as exc:
+            raise DeckError(f"deck {layout.name}: carriers[{i}] {c.name}: {exc}") from None
     for i, placement in enumerate(layout.labware):
         where = f"deck {layout.name}: labware[{i}] {placement.name}"
         try:
@@ -151,5 +184,11 @@ def build_deck(layout: DeckLayout):
         else:
             raise DeckError(f"{where}: {placement.definition} is a {type(resource).__name__}; "
                             "only plates and tip racks are supported")
-        deck.assign_child_at_slot(resource, placement.slot)
+        try:
+            if placement.slot is not None:
+                deck.assign_child_at_slot(resource, placement.slot)
+            else:
+                carriers[placement.carrier][placement.site] = resource
+        except (ValueError, IndexError, KeyError) as exc:
+            raise DeckError(f"{where}: cannot place it: {exc}") from None
     return deck

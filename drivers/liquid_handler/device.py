@@ -68,7 +68,7 @@ class LiquidHandlerDevice:
             id=self.config.id, kind="liquid_handler", driver=f"pylabrobot/{self.config.backend}",
             simulated=self.config.backend == "simulated",
             capabilities=["run_steps", "validate_steps", "prepare_formulation", "status", "wells", "job", "reset"],
-            limits={"channels": 1, "deck": self.layout.name,
+            limits={"channels": 1, "deck": self.layout.name, "deck_type": self.layout.deck,
                     "tip_max_ul": max((s.get_tip().maximal_volume for s in tip_spots(self.lh)), default=0)},
             firmware=f"pylabrobot {_pylabrobot_version()}",
         )

@@ -34,9 +34,13 @@ def find_well(lh: LiquidHandler, ref: WellRef) -> Well:
 
 
 def tip_spots(lh: LiquidHandler) -> list[TipSpot]:
-    """Every spot still holding a tip, in the order tips are used (rack by rack, column by column)."""
+    """Every spot still holding a tip, in the order tips are used (rack by rack, column by column).
+
+    Zero-volume tips are fixtures (a Hamilton deck's teaching rack in the waste block), not for pipetting.
+    """
     racks = [r for r in lh.deck.get_all_resources() if isinstance(r, TipRack)]
-    return [spot for rack in racks for spot in rack.get_all_items() if spot.tracker.has_tip]
+    return [spot for rack in racks for spot in rack.get_all_items()
+            if spot.tracker.has_tip and spot.get_tip().maximal_volume > 0]
 
 
 def mounted_tip_volume(lh: LiquidHandler) -> float | None:

@@ -126,3 +126,22 @@ def test_backends_are_chosen_by_name():
         make_backend("ot2")
     with pytest.raises(ValueError, match="speed must be > 0"):
         make_backend("simulated", speed=0)
+
+
+async def test_formulation_on_a_starlet_deck():
+    from drivers.liquid_handler.device import LiquidHandlerConfig, LiquidHandlerDevice
+
+    async with LiquidHandlerDevice(LiquidHandlerConfig(deck="formulation_starlet",
+                                                       backend_options={"speed": 1000})) as lh:
+        result = await lh.prepare_formulation({"component_a": A1, "component_b": A2, "destination": "blend_plate",
+                                               "percent_b": [10, 30], "total_volume": 150})
+    assert [round(r["measured_percent_b"]) for r in result["plate_map"]] == [10, 30]
+    assert result["job"]["steps"][0]["operations"][0] == "pick up tip tips_300:A1"
+
+
+def test_hamilton_layout_needs_carriers(tmp_path):
+    bad = tmp_path / "star.json"
+    bad.write_text('{"name": "x", "deck": "starlet", "labware": [{"name": "p", "definition": '
+                   '"cor_96_wellplate_360uL_Fb", "slot": 1}]}')
+    with pytest.raises(DeckError, match=r"labware\.0\.p|labware\[0\] p: on a starlet deck give carrier and site"):
+        DeckLayout.load(bad)
