@@ -84,7 +84,7 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 def write_report(directory: str | Path, hypothesis: Hypothesis, plan: Plan, analysis: Analysis,
                  observations: Sequence[Observation], *, campaign_id: str, curves: Mapping[str, Curve] | None = None,
-                 manifest: str | Path | None = None, curve_labels: tuple[str, str] = ("strain (%)", "stress (MPa)")) -> Path:
+                 manifests: Sequence[str | Path] = (), curve_labels: tuple[str, str] = ("strain (%)", "stress (MPa)")) -> Path:
     """Write report.md (and its PNGs) into `directory`; returns the Markdown file's path."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -136,10 +136,10 @@ def write_report(directory: str | Path, hypothesis: Hypothesis, plan: Plan, anal
         lines.append(f"| {obs.run_id} | {cells} | {run.printer if run else '-'} | {_fmt(obs.value, 5)} | "
                      f"{'yes' if obs.simulated else 'no'} |")
     lines += ["", "## Provenance", ""]
-    if manifest is not None:
-        lines.append(f"Manifest of hashes: [{Path(manifest).name}]({Path(manifest).resolve().as_uri()}) "
-                     f"(`labctl verify {Path(manifest).parent}` recomputes them).")
-    else:
+    for manifest in map(Path, manifests):
+        lines.append(f"- manifest of hashes: [{manifest.parent.name}/{manifest.name}]({manifest.resolve().as_uri()}) "
+                     f"(`labctl verify {manifest.parent}` recomputes them)")
+    if not manifests:
         lines.append("No provenance export yet.")
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")

@@ -24,7 +24,7 @@ def test_report_has_verdict_plots_data_and_manifest(tmp_path, hypothesis_data):
     manifest.parent.mkdir()
     manifest.write_text("{}")
     path = write_report(tmp_path / "report", h, p, analysis, observations, campaign_id="c-1", curves=curves,
-                        manifest=manifest)
+                        manifests=[manifest])
     text = path.read_text()
     assert "SIMULATED DATA" in text and "Verdict: SUPPORTED" in text
     assert text.count(p.runs[0].run_id[:-4]) >= len(p.runs)  # every run in the data table
