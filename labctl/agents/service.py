@@ -297,7 +297,9 @@ class LabService:
             raise Refused([Refusal(field="<agent>.active_campaigns", value=active,
                                    limit=f"< {agent.quota.max_active_campaigns}",
                                    reason="this agent already runs as many campaigns as its quota allows")])
-        spent = sum(len(c.plan.runs) for c in mine if c.state != "cancelled")
+        # A cancelled campaign spent what it made; the others spend their whole plan.
+        spent = sum(len(c.measurements) + len(c.failed_runs) if c.state == "cancelled" else len(c.plan.runs)
+                    for c in mine)
         if spent + len(p.runs) > agent.quota.max_specimens_total:
             raise Refused([Refusal(field="budget.max_specimens", value=len(p.runs),
                                    limit=f"<= {agent.quota.max_specimens_total - spent} left of "
