@@ -239,7 +239,18 @@ def cross_section_areas(spec_or_name: SpecimenType | str, n: int = 200,
     spec = get_specimen(spec_or_name)
     if n < 1:
         raise SpecimenError(f"n must be >= 1, got {n}")
-    mesh = _mesh_for(spec) if mesh is None else mesh
+    if mesh is None:
+        x, areas = _nominal_sections(spec, n)
+        return x.copy(), areas.copy()
+    return _sections(spec, n, mesh)
+
+
+@lru_cache(maxsize=64)
+def _nominal_sections(spec: SpecimenType, n: int) -> tuple[np.ndarray, np.ndarray]:
+    return _sections(spec, n, _mesh_for(spec))
+
+
+def _sections(spec: SpecimenType, n: int, mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
     x = (np.arange(n) + 0.5) * spec.overall_length_mm / n
     sections = mesh.section_multiplane(plane_origin=[0.0, 0.0, 0.0], plane_normal=[1.0, 0.0, 0.0], heights=x)
     areas = np.array([0.0 if s is None else sum(abs(_shoelace(loop)) for loop in s.discrete) for s in sections])

@@ -317,3 +317,30 @@ def write_stress_strain_csv(analysis: TensileAnalysis, path: str | Path) -> Path
                                  analysis.stress_mpa):
             writer.writerow(["" if t is None else f"{t:.6g}", f"{f:.6g}", f"{d:.6g}", f"{e * 100:.6g}", f"{s:.6g}"])
     return path
+
+
+def analyze_specimen(curve: Curve, specimen: Any, method: Any = None, compliance: ComplianceTable | None = None,
+                     specimen_id: str | None = None, metadata: dict[str, Any] | None = None,
+                     **setting_overrides: Any) -> TensileAnalysis:
+    """Analyse a curve of a standard specimen under a test method (names or models from protocols).
+
+    Dimensions come from the specimen, the strain length from the method's strain basis, and the
+    preload, modulus window and break rule from the method. Without a method: gauge-length strain and
+    ISO 527 defaults.
+    """
+    from protocols.methods import get_method
+    from protocols.specimens import get_specimen
+
+    spec = get_specimen(specimen)
+    meta = {"specimen_type": spec.name, **(metadata or {})}
+    if method is None:
+        settings = AnalysisSettings(**setting_overrides)
+        length = spec.gauge_length_mm
+    else:
+        method = get_method(method)
+        settings = AnalysisSettings.from_method(method, **setting_overrides)
+        length = method.strain_length_mm(spec)
+        meta.setdefault("method", method.name)
+        meta.setdefault("strain_basis", method.strain_basis)
+    return analyze(curve, spec.width_mm, spec.thickness_mm, length, compliance=compliance, settings=settings,
+                   specimen_id=specimen_id, metadata=meta)

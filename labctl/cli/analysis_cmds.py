@@ -1,10 +1,11 @@
-"""`labctl analyze`: ISO 527 analysis of a force-displacement curve recorded by any rig."""
+"""Specimens and their analysis: `labctl analyze`, `labctl specimens`, `labctl specimen-gcode`, `labctl slice`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.table import Table
 
 from .app import app, sim_app  # noqa: F401
@@ -55,8 +56,10 @@ def analyze_cmd(
     curve_csv: Path = typer.Option(None, "--curve-csv", help="Write the processed stress-strain curve CSV here."),
     json_out: bool = JsonOption,
 ) -> None:
-    """Analyse a tensile curve: compliance correction, preload trim, modulus (0.05-0.25 % strain),
-    strength, yield, strain at break, toughness.
+    """Analyse a tensile curve (ISO 527): modulus, strength, yield, strain at break, toughness.
+
+    Corrects machine compliance (--compliance), trims the preload (--preload), fits the modulus between
+    0.05 % and 0.25 % strain. Reads other rigs' CSVs (--force-col, --disp-col, --sep, --decimal, units).
 
     Example: labctl analyze run1.csv --width 5 --thickness 2 --gauge-length 25 --preload 2 --json
     """
@@ -109,3 +112,132 @@ def analyze_cmd(
     for label, target in (("plot", plot), ("results", results_csv), ("curve", curve_csv)):
         if target is not None:
             console.print(f"{label}: {target}")
+
+
+@app.command("specimens")
+def specimens_cmd(json_out: bool = JsonOption) -> None:
+    """List the standard tensile specimens (ISO 527-2, ASTM D638) and the test methods for each.
+
+    Example: labctl specimens --json
+    """
+    from protocols.methods import METHODS
+    from protocols.specimens import SPECIMENS, effective_length_mm
+
+    rows = []
+    for spec in SPECIMENS.values():
+        methods = [m.name for m in METHODS.values() if spec.name in m.specimen_types]
+        rows.append({**spec.model_dump(), "fillet_length_mm": spec.fillet_length_mm,
+                     "effective_length_mm": effective_length_mm(spec), "methods": methods})
+    if json_out:
+        print_json(rows)
+        return
+    table = Table(title="Tensile specimens (mm; L eff: crosshead strain length)", box=box.SIMPLE_HEAD,
+                  collapse_padding=True, pad_edge=False)
+    for column in ("name", "type", "L", "narrow", "L0", "w x t", "grips", "R", "end w", "Leff"):
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        radius = f"{row['fillet_radius_mm']:g}" + (f"/{row['outer_fillet_radius_mm']:g}"
+                                                   if row["outer_fillet_radius_mm"] else "")
+        table.add_row(row["name"], row["designation"], f"{row['overall_length_mm']:g}",
+                      f"{row['narrow_length_mm']:g}", f"{row['gauge_length_mm']:g}",
+                      f"{row['width_mm']:g} x {row['thickness_mm']:g}", f"{row['grip_separation_mm']:g}", radius,
+                      f"{row['end_width_mm']:g}", f"{row['effective_length_mm']:.1f}")
+    console.print(table)
+    for row in rows:
+        console.print(f"{row['name']}: methods {', '.join(row['methods'])}")
+
+
+def _artefact_report(artefact, output: Path, json_out: bool) -> None:  # noqa: ANN001 - GcodeArtefact
+    artefact.write(output)
+    info = {"output": str(output), "sha256": artefact.sha256, "generator": artefact.generator,
+            "generator_version": artefact.generator_version, "layers": artefact.summary.layer_count,
+            "filament_mm": round(artefact.summary.extrusion_mm, 2), "parameters": artefact.parameters}
+    if json_out:
+        print_json(info)
+        return
+    console.print(f"{output}: {info['layers']} layers, {info['filament_mm']} mm filament, "
+                  f"{artefact.generator} {artefact.generator_version}, sha256 {artefact.sha256}")
+
+
+@app.command("specimen-gcode")
+def specimen_gcode_cmd(
+    specimen: str = typer.Argument(..., help="Specimen type, e.g. iso527-1ba (see labctl specimens)."),
+    output: Path = typer.Option(..., "--output", "-o", help="G-code file to write."),
+    layer_height: float = typer.Option(0.2, "--layer-height", help="mm; must divide the thickness."),
+    extrusion_width: float = typer.Option(0.45, "--extrusion-width", help="mm."),
+    raster: str = typer.Option("45,-45", "--raster", help="Raster angle per layer, cycled, degrees (0 = along the load)."),
+    infill: float = typer.Option(1.0, "--infill", help="Infill density 0-1 (raster spacing = width / density)."),
+    perimeters: int = typer.Option(1, "--perimeters", help="Wall loops per layer."),
+    nozzle_temp: float = typer.Option(210.0, "--nozzle-temp", help="deg C."),
+    bed_temp: float = typer.Option(60.0, "--bed-temp", help="deg C."),
+    centre: str = typer.Option("110,110", "--centre", help="Bed position of the specimen centre, X,Y mm."),
+    build_volume: str = typer.Option("220,220,250", "--build-volume", help="Printer build volume X,Y,Z mm."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Write G-code for a dogbone from FullControl toolpaths (exact raster angle, infill, layer height).
+
+    Example: labctl specimen-gcode iso527-1ba -o s1.gcode --raster 0,90 --infill 1 --layer-height 0.2
+    """
+    from pydantic import ValidationError
+
+    from ..specimens import DogbonePrintParameters, GcodeError, dogbone_gcode
+
+    try:
+        params = DogbonePrintParameters(
+            specimen=specimen, layer_height_mm=layer_height, extrusion_width_mm=extrusion_width,
+            raster_angles_deg=_numbers(raster, "--raster"), infill_density=infill, perimeters=perimeters,
+            nozzle_temp_c=nozzle_temp, bed_temp_c=bed_temp, centre_xy_mm=_numbers(centre, "--centre", 2),
+            build_volume_mm=_numbers(build_volume, "--build-volume", 3))
+        artefact = dogbone_gcode(params)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'parameters'}: {e['msg']}" for e in exc.errors())
+        raise fail(problems, EXIT_BAD_INPUT) from None
+    except (GcodeError, ValueError) as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    _artefact_report(artefact, output, json_out)
+
+
+@app.command("slice")
+def slice_cmd(
+    mesh: Path = typer.Argument(..., help="STL, OBJ or 3MF file."),
+    output: Path = typer.Option(..., "--output", "-o", help="G-code file to write."),
+    layer_height: float = typer.Option(0.2, "--layer-height", help="mm."),
+    infill: float = typer.Option(1.0, "--infill", help="Infill density 0-1."),
+    perimeters: int = typer.Option(2, "--perimeters"),
+    nozzle_temp: float = typer.Option(210.0, "--nozzle-temp", help="deg C."),
+    bed_temp: float = typer.Option(60.0, "--bed-temp", help="deg C."),
+    build_volume: str = typer.Option("220,220,250", "--build-volume", help="Printer build volume X,Y,Z mm."),
+    option: list[str] = typer.Option(None, "--option", help="Extra PrusaSlicer option KEY=VALUE (snake_case)."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Slice a mesh with PrusaSlicer (headless); the mesh is checked watertight and inside the build volume.
+
+    Example: labctl slice part.stl -o part.gcode --layer-height 0.2 --option fill_angle=0
+    """
+    from ..specimens import SlicerError, slice_mesh
+
+    extra: dict[str, str] = {}
+    for item in option or []:
+        key, sep_, value = item.partition("=")
+        if not sep_:
+            raise fail(f"--option {item!r}: expected KEY=VALUE", EXIT_BAD_INPUT)
+        extra[key.strip()] = value.strip()
+    try:
+        artefact = slice_mesh(mesh, build_volume_mm=_numbers(build_volume, "--build-volume", 3),
+                              layer_height_mm=layer_height, nozzle_temp_c=nozzle_temp, bed_temp_c=bed_temp,
+                              infill_density=infill, perimeters=perimeters, config=extra)
+    except SlicerError as exc:
+        raise fail(str(exc), EXIT_FAILED if "PrusaSlicer failed" in str(exc) else EXIT_BAD_INPUT) from None
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    _artefact_report(artefact, output, json_out)
+
+
+def _numbers(text: str, flag: str, count: int | None = None) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: expected comma-separated numbers") from None
+    if count is not None and len(values) != count:
+        raise ValueError(f"{flag} {text!r}: expected {count} numbers")
+    return values

@@ -7,13 +7,15 @@ are refused, so whoever
 asks for a slice cannot smuggle raw G-code or commands to the printer. The start and end G-code are
 ours: plain Marlin, heaters set and awaited after homing, heaters and fan off at the end.
 
-PrusaSlicer stamps the date into its first comment line; it is cut to the version so the same mesh
+PrusaSlicer stamps the date into its first comment line; it is cut to the version, and PrusaSlicer
+runs on one CPU (its parallel slicing differs in the last digits from run to run), so the same mesh
 and settings always give the same SHA-256.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -73,6 +75,13 @@ def _option_args(config: dict[str, Any]) -> list[str]:
     return args
 
 
+def _one_cpu() -> None:
+    """Pin PrusaSlicer to one CPU: its parallel (TBB) slicing is not deterministic, which would give one
+    mesh and one set of settings different G-code (different last digits) and so different hashes."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
 def _message(output: str) -> str:
     lines = [ln for ln in output.splitlines() if ln.strip() and "[trace]" not in ln and "[debug]" not in ln]
     return "\n".join(lines[-8:]) or "(no output)"
@@ -125,7 +134,8 @@ def slice_mesh(mesh: trimesh.Trimesh | str | Path, *, build_volume_mm: tuple[flo
                    "--start-gcode", START_GCODE, "--end-gcode", END_GCODE,
                    "-o", str(work / "out.gcode"), str(work / "in.stl")]
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, cwd=work)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, cwd=work,
+                                  preexec_fn=_one_cpu)
         except subprocess.TimeoutExpired:
             raise SlicerError(f"{name}: PrusaSlicer did not finish within {timeout_s} s") from None
         out = work / "out.gcode"
