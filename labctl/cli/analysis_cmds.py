@@ -40,8 +40,13 @@ def analyze_cmd(
     thickness: float = typer.Option(None, "--thickness", help="Thickness, mm (default: from --specimen)."),
     gauge_length: float = typer.Option(
         None, "--gauge-length",
-        help="Length crosshead travel is divided by to give strain, mm (default: --specimen's gauge length)."),
+        help="Length crosshead travel is divided by to give strain, mm (default: from --specimen, see "
+             "--strain-basis)."),
     specimen: str = typer.Option(None, "--specimen", help="Specimen type for default dimensions, e.g. iso527-1ba."),
+    strain_basis: str = typer.Option(
+        "effective_length", "--strain-basis",
+        help="With --specimen and no --gauge-length: effective_length (crosshead data), gauge_length "
+             "(extensometer) or grip_separation."),
     compliance: Path = typer.Option(None, "--compliance", help="Machine compliance table CSV (force, displacement)."),
     force_col: str = typer.Option(None, "--force-col", help="Force column name (default: guessed, e.g. force_N)."),
     disp_col: str = typer.Option(None, "--disp-col", help="Displacement column name (default: guessed)."),
@@ -75,7 +80,8 @@ def analyze_cmd(
             spec = get_specimen(specimen)
             width = spec.width_mm if width is None else width
             thickness = spec.thickness_mm if thickness is None else thickness
-            gauge_length = spec.gauge_length_mm if gauge_length is None else gauge_length
+            if gauge_length is None:
+                gauge_length = _strain_length(spec, strain_basis)
         missing = [flag for flag, value in (("--width", width), ("--thickness", thickness),
                                             ("--gauge-length", gauge_length)) if value is None]
         if missing:
@@ -91,7 +97,7 @@ def analyze_cmd(
         raise fail(str(exc), EXIT_BAD_INPUT) from None
     except AnalysisError as exc:
         raise fail(str(exc), EXIT_FAILED) from None
-    except ValueError as exc:  # pydantic validation of the options (unit, decimal mark, separator)
+    except ValueError as exc:  # pydantic validation of the options (unit, decimal mark, separator, basis)
         raise fail(f"bad option: {exc}", EXIT_BAD_INPUT) from None
 
     result = analysis.result
@@ -231,6 +237,16 @@ def slice_cmd(
     except ValueError as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
     _artefact_report(artefact, output, json_out)
+
+
+def _strain_length(spec, basis: str) -> float:  # noqa: ANN001 - SpecimenType
+    from protocols.specimens import effective_length_mm
+
+    lengths = {"effective_length": lambda: effective_length_mm(spec), "gauge_length": lambda: spec.gauge_length_mm,
+               "grip_separation": lambda: spec.grip_separation_mm}
+    if basis not in lengths:
+        raise ValueError(f"--strain-basis {basis!r}: choose one of {', '.join(lengths)}")
+    return lengths[basis]()
 
 
 def _numbers(text: str, flag: str, count: int | None = None) -> tuple[float, ...]:

@@ -11,6 +11,7 @@ import pytest
 from tensile_synthetic import Bilinear, record
 
 from labctl.analysis import write_curve_csv
+from protocols.specimens import effective_length_mm
 
 MATERIAL = Bilinear()
 
@@ -44,11 +45,17 @@ def test_analyze_other_rig_columns_and_specimen_defaults(tmp_path):
                                                                                    curve.force_n)]
     (tmp_path / "zwick.csv").write_text("\n".join(lines) + "\n")
     out = labctl("analyze", str(tmp_path / "zwick.csv"), "--specimen", "iso527-1ba", "--force-col", "Kraft",
-                 "--disp-col", "Weg", "--sep", ";", "--decimal", ",", "--json")
+                 "--disp-col", "Weg", "--sep", ";", "--decimal", ",", "--strain-basis", "gauge_length", "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert (result["width_mm"], result["thickness_mm"], result["strain_length_mm"]) == (5.0, 2.0, 25.0)
     assert result["modulus_mpa"] == pytest.approx(MATERIAL.modulus, rel=1e-3)
+    # Crosshead data by default: strain over the specimen's effective length.
+    out = labctl("analyze", str(tmp_path / "zwick.csv"), "--specimen", "iso527-1ba", "--force-col", "Kraft",
+                 "--disp-col", "Weg", "--sep", ";", "--decimal", ",", "--json")
+    assert json.loads(out.stdout)["strain_length_mm"] == pytest.approx(effective_length_mm("iso527-1ba"))
+    out = labctl("analyze", str(tmp_path / "zwick.csv"), "--specimen", "iso527-1ba", "--strain-basis", "nope")
+    assert out.returncode == 2 and "effective_length" in out.stderr
 
 
 def test_analyze_table_output(tmp_path):
