@@ -13,7 +13,7 @@ import math
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -38,6 +38,7 @@ _COMPONENT = r"[A-Za-z][A-Za-z0-9_]{0,31}"
 _FACTOR_NAME = re.compile(rf"^({'|'.join(NUMERIC_FACTORS + tuple(CATEGORICAL_FACTORS))}|formulation\.{_COMPONENT})$")
 
 Level = float | str
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -50,22 +51,15 @@ class PrintParameters(_Strict):
     material: Material = "PLA"
     specimen_type: SpecimenType = "iso527-1ba"
     orientation: Orientation = "flat"
-    infill_density: float = Field(1.0, description="fraction of the interior that is filled, 0-1")
-    raster_angle: float = Field(45.0, description="raster angle in degrees from the specimen's long axis")
-    layer_height: float = Field(0.2, description="mm")
-    nozzle_temp: float | None = Field(None, description="degC; None = the material's default")
-    bed_temp: float | None = Field(None, description="degC; None = the material's default")
-    print_speed: float = Field(40.0, description="mm/s")
+    infill_density: FiniteFloat = Field(1.0, description="fraction of the interior that is filled, 0-1")
+    raster_angle: FiniteFloat = Field(45.0, description="raster angle in degrees from the specimen's long axis")
+    layer_height: FiniteFloat = Field(0.2, description="mm")
+    nozzle_temp: FiniteFloat | None = Field(None, description="degC; None = the material's default")
+    bed_temp: FiniteFloat | None = Field(None, description="degC; None = the material's default")
+    print_speed: FiniteFloat = Field(40.0, description="mm/s")
     formulation: dict[str, float] = Field(
         default_factory=dict,
         description="component -> mass fraction mixed on the liquid handler before printing; empty = none")
-
-    @field_validator("infill_density", "raster_angle", "layer_height", "print_speed", "nozzle_temp", "bed_temp")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
 
     @field_validator("formulation")
     @classmethod
@@ -120,18 +114,11 @@ class Prediction(_Strict):
     """What the agent expects: treatment vs baseline of the tested factor moves the response."""
 
     direction: Direction
-    minimum_effect: float = Field(gt=0, description="smallest effect the hypothesis claims (relative: 0.2 = 20 %)")
+    minimum_effect: FiniteFloat = Field(gt=0, description="smallest effect the hypothesis claims (relative: 0.2 = 20 %)")
     scale: Literal["relative", "absolute"] = "relative"
     factor: str | None = Field(None, description="the factor under test; default the first factor")
     baseline: Level | None = Field(None, description="default the factor's first level")
     treatment: Level | None = Field(None, description="default the factor's last level")
-
-    @field_validator("minimum_effect")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
 
 
 class Assumptions(_Strict):
@@ -143,14 +130,7 @@ class Assumptions(_Strict):
 
 class Budget(_Strict):
     max_specimens: int = Field(ge=2, le=1000)
-    max_hours: float = Field(gt=0, le=24 * 60)
-
-    @field_validator("max_hours")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
+    max_hours: FiniteFloat = Field(gt=0, le=24 * 60)
 
 
 class Sequential(_Strict):
