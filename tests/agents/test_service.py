@@ -21,10 +21,13 @@ async def run_campaign(lab, hypothesis, agent=AGENT):
     return await lab.service.wait(out["campaign_id"], timeout=120)
 
 
-async def test_whole_campaign_matches_ground_truth(tmp_path):
+@pytest.mark.parametrize("seed", [1, 6])
+async def test_whole_campaign_matches_ground_truth(tmp_path, seed):
     """A real effect in the simulator (40 -> 80 % infill: +48 % modulus) is supported, with a report."""
-    async with SimulatedLab(tmp_path, seed=1) as lab:
-        record = await run_campaign(lab, copy.deepcopy(BASE))
+    hypothesis = copy.deepcopy(BASE)
+    hypothesis["seed"] = seed
+    async with SimulatedLab(tmp_path, seed=seed) as lab:
+        record = await run_campaign(lab, hypothesis)
         assert record.state == "finished" and not record.failed_runs
         assert record.analysis.verdict == "supported" and record.analysis.simulated
         assert 0.3 < record.analysis.effect.estimate < 0.7

@@ -115,3 +115,14 @@ def test_e_value_direction():
     assert e_value(a, b, "greater") > 100
     assert e_value(a, b, "less") < 1
     assert e_value(a, [1.0], "greater") == 1.0
+
+
+def test_curve_distance():
+    from labctl.agents.fabrication import curve_distance
+
+    x = np.linspace(0, 5, 100)
+    y = 40 * np.tanh(x)
+    assert curve_distance(x, y, list(x[::5]), list(y[::5])) == pytest.approx(0, abs=1e-9)
+    assert curve_distance(x, y + 2.0, list(x[::5]), list(y[::5])) == pytest.approx(2.0, abs=1e-9)
+    # Past the measured break the measured stress counts as zero.
+    assert curve_distance(x[:50], y[:50], [6.0, 7.0], [10.0, 10.0]) == pytest.approx(10.0)
