@@ -79,6 +79,9 @@ class TensileResult(BaseModel):
     thickness_mm: float
     area_mm2: float
     strain_length_mm: float = Field(description="Length crosshead travel was divided by (gauge length by default).")
+    strain_model: Literal["uniform", "narrow-section"] = Field(
+        "uniform", description="'uniform': travel / strain_length_mm; 'narrow-section': see analyze().")
+    narrow_length_mm: float | None = None
     preload_n: float | None
     compliance_corrected: bool
     compliance_source: str | None = None
@@ -189,8 +192,15 @@ def _offset_yield(strain: np.ndarray, stress: np.ndarray, modulus: float, interc
 
 def analyze(curve: Curve, width_mm: float, thickness_mm: float, gauge_length_mm: float,
             compliance: ComplianceTable | None = None, settings: AnalysisSettings | None = None,
-            specimen_id: str | None = None, metadata: dict[str, Any] | None = None) -> TensileAnalysis:
+            specimen_id: str | None = None, metadata: dict[str, Any] | None = None,
+            narrow_length_mm: float | None = None) -> TensileAnalysis:
     """Analyse one curve. ``gauge_length_mm`` is the strain length: crosshead travel / it = strain.
+
+    With ``narrow_length_mm`` (crosshead data over an effective length), strain beyond the modulus
+    fit is narrow-section strain: the travel minus the elastic stretch of the rest of the specimen,
+    over the narrow length, eps = (d - (sigma - b) / E * (L - L_n)) / L_n. Elastically this equals
+    d / L; after yield, when plastic strain stays in the narrow section, it is that section's strain
+    (d / L would understate strain at break). ``strain_model`` in the result says which was used.
 
     Raises AnalysisError with the curve's source when a result cannot be computed.
     """
@@ -230,6 +240,16 @@ def analyze(curve: Curve, width_mm: float, thickness_mm: float, gauge_length_mm:
         raise AnalysisError(f"{source}: modulus fit gives a non-positive slope ({modulus:.3g} MPa); is the "
                             "displacement column the right one, and its sign?")
 
+    strain_model = "uniform"
+    if narrow_length_mm is not None:
+        if not 0 < narrow_length_mm <= gauge_length_mm:
+            raise AnalysisError(f"narrow_length_mm must lie in (0, gauge_length_mm = {gauge_length_mm}], "
+                                f"got {narrow_length_mm}")
+        if narrow_length_mm < gauge_length_mm:
+            outer_stretch = (stress - intercept) / modulus * (gauge_length_mm - narrow_length_mm)
+            strain = (disp - outer_stretch) / narrow_length_mm
+            strain_model = "narrow-section"
+
     pre_break_stress, pre_break_strain = stress[: break_i + 1], strain[: break_i + 1]
     yield_i = _zero_slope_yield(pre_break_stress, settings.yield_drop_fraction)
     yield_point: tuple[float, float] | None
@@ -244,7 +264,8 @@ def analyze(curve: Curve, width_mm: float, thickness_mm: float, gauge_length_mm:
     energy_j = float(np.trapezoid(force[: break_i + 1], disp[: break_i + 1])) / 1000.0
     result = TensileResult(
         specimen_id=specimen_id, source=source, width_mm=width_mm, thickness_mm=thickness_mm, area_mm2=area,
-        strain_length_mm=gauge_length_mm, preload_n=settings.preload_n, compliance_corrected=compliance is not None,
+        strain_length_mm=gauge_length_mm, strain_model=strain_model, narrow_length_mm=narrow_length_mm,
+        preload_n=settings.preload_n, compliance_corrected=compliance is not None,
         compliance_source=compliance.source if compliance is not None else None, n_points=len(force),
         modulus_mpa=modulus, modulus_points=int(window.size), modulus_r2=float(fit.rvalue ** 2),
         modulus_stderr_mpa=float(fit.stderr), modulus_intercept_mpa=intercept,
@@ -325,8 +346,9 @@ def analyze_specimen(curve: Curve, specimen: Any, method: Any = None, compliance
     """Analyse a curve of a standard specimen under a test method (names or models from protocols).
 
     Dimensions come from the specimen, the strain length from the method's strain basis, and the
-    preload, modulus window and break rule from the method. Without a method: gauge-length strain and
-    ISO 527 defaults.
+    preload, modulus window and break rule from the method; with the effective-length basis, strain
+    after the modulus fit is narrow-section strain (see analyze). Without a method: gauge-length
+    strain and ISO 527 defaults.
     """
     from protocols.methods import get_method
     from protocols.specimens import get_specimen
@@ -342,5 +364,6 @@ def analyze_specimen(curve: Curve, specimen: Any, method: Any = None, compliance
         length = method.strain_length_mm(spec)
         meta.setdefault("method", method.name)
         meta.setdefault("strain_basis", method.strain_basis)
+    narrow = spec.narrow_length_mm if method is not None and method.strain_basis == "effective_length" else None
     return analyze(curve, spec.width_mm, spec.thickness_mm, length, compliance=compliance, settings=settings,
-                   specimen_id=specimen_id, metadata=meta)
+                   specimen_id=specimen_id, metadata=meta, narrow_length_mm=narrow)

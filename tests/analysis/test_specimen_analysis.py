@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from tensile_synthetic import Bilinear
 
-from labctl.analysis import ComplianceTable, Curve, analyze_specimen
+from labctl.analysis import ComplianceTable, Curve, analyze, analyze_specimen
 from protocols.methods import get_method
 from protocols.specimens import cross_section_areas, effective_length_mm, get_specimen
 
@@ -58,3 +58,35 @@ def test_diy_frame_compliance_on_a_1ba():
     assert raw.modulus_mpa < 0.75 * MATERIAL.modulus
     assert corrected.modulus_mpa == pytest.approx(MATERIAL.modulus, rel=0.01)
     assert corrected.preload_n == 2.0
+
+
+def localized_curve(name: str, n: int = 3000) -> Curve:
+    """Plastic strain only in the narrow section, the rest elastic (as when a printed dogbone yields)."""
+    spec = get_specimen(name)
+    x, area = cross_section_areas(spec, 1000)
+    step = spec.overall_length_mm / 1000
+    gripped = np.abs(x - spec.overall_length_mm / 2) <= spec.grip_separation_mm / 2
+    narrow = gripped & (area <= spec.narrow_area_mm2 * (1 + 1e-9))
+    outer = gripped & ~narrow
+    force = np.linspace(0, MATERIAL.strength * spec.narrow_area_mm2, n)
+    travel = (strain_of(force / spec.narrow_area_mm2) * narrow.sum() * step
+              + (force[:, None] / area[outer][None, :]).sum(axis=1) / MATERIAL.modulus * step)
+    return Curve(force_n=np.concatenate([force, [0.3]]), displacement_mm=np.concatenate([travel, travel[-1:] + 0.01]),
+                 source=f"{name} localized")
+
+
+@pytest.mark.parametrize("name", ["iso527-1ba", "iso527-5a", "astm-d638-i"])
+def test_narrow_section_strain_recovers_break_strain_and_toughness(name):
+    method = get_method("iso527-5" if name.startswith("iso") else "astm-d638")
+    result = analyze_specimen(localized_curve(name), name, method, preload_n=None).result
+    assert result.strain_model == "narrow-section"
+    assert result.narrow_length_mm == get_specimen(name).narrow_length_mm
+    assert result.modulus_mpa == pytest.approx(MATERIAL.modulus, rel=0.01)
+    assert result.strain_at_break_pct == pytest.approx(MATERIAL.break_strain * 100, rel=0.02)
+    assert result.toughness_mj_m3 == pytest.approx(MATERIAL.toughness, rel=0.02)
+    assert result.yield_strength_mpa == pytest.approx(MATERIAL.offset_yield()[1], rel=0.01)
+    # Travel over the effective length alone spreads the narrow section's plastic strain over it.
+    spec = get_specimen(name)
+    uniform = analyze(localized_curve(name), spec.width_mm, spec.thickness_mm, effective_length_mm(name)).result
+    assert uniform.strain_model == "uniform"
+    assert uniform.strain_at_break_pct < 0.85 * MATERIAL.break_strain * 100

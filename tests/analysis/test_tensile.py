@@ -183,3 +183,10 @@ def test_plot_writes_png(tmp_path):
     path = plot_stress_strain(analyses, tmp_path / "curve.png")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_narrow_length_longer_than_strain_length_is_refused():
+    with pytest.raises(AnalysisError, match=r"narrow_length_mm must lie in \(0, gauge_length_mm = 25"):
+        analyze(record(MATERIAL), WIDTH, THICKNESS, GAUGE, narrow_length_mm=30.0)
+    same = analyze(record(MATERIAL), WIDTH, THICKNESS, GAUGE, narrow_length_mm=GAUGE).result
+    assert same.strain_model == "uniform"  # nothing outside the narrow section to subtract
