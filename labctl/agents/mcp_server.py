@@ -81,7 +81,8 @@ def build_server(service: LabService, agent: AgentResolver, *, auth: AuthSetting
                  token_verifier: Any = None) -> MCPServer:
     """The MCP server over `service`; `agent()` names the caller of the current request."""
     server = MCPServer(name="labctl", title="labctl fabrication lab", instructions=INSTRUCTIONS,
-                       version="0.1.0", auth=auth, token_verifier=token_verifier)
+                       version="0.1.0", auth=auth, token_verifier=token_verifier,
+                       middleware=[AuditRejectedCalls(service, agent)])
 
     @server.tool(annotations=READ_ONLY)
     async def lab_status() -> CallToolResult:
@@ -107,11 +108,7 @@ def build_server(service: LabService, agent: AgentResolver, *, auth: AuthSetting
                                                                        "second campaign")] = None) -> CallToolResult:
         """Submit a hypothesis: validates, plans and starts a campaign that prints and tests specimens.
         On real hardware the campaign waits for a technician's approval."""
-        key = idempotency_key if isinstance(idempotency_key, str) and 0 < len(idempotency_key) <= 200 else None
-        if idempotency_key is not None and key is None:
-            return _result(Refused([_bad("idempotency_key", idempotency_key, "string of 1-200 characters")]).to_dict(),
-                           error=True)
-        return await _answer(lambda: service.submit(agent(), hypothesis, key))
+        return await _answer(lambda: service.submit(agent(), hypothesis, idempotency_key))
 
     @server.tool(annotations=READ_ONLY)
     async def campaign_status(campaign_id: CampaignArg) -> CallToolResult:
@@ -157,14 +154,40 @@ def build_server(service: LabService, agent: AgentResolver, *, auth: AuthSetting
     return server
 
 
+class AuditRejectedCalls:
+    """Server middleware: a tool call the SDK rejects before it reaches a tool (unknown tool, missing or
+    malformed arguments) is audited too; calls that reach a tool are audited by the service."""
+
+    def __init__(self, service: LabService, agent: AgentResolver) -> None:
+        self.service = service
+        self.agent = agent
+
+    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        try:
+            result = await call_next(ctx)
+        except Exception as exc:
+            if ctx.method == "tools/call":
+                self._write(ctx, "rejected", f"{type(exc).__name__}: {str(exc)[:300]}")
+            raise
+        # Here the result is already in its wire form (a dict with camelCase keys).
+        if ctx.method == "tools/call" and isinstance(result, dict) and result.get("isError"):
+            text = " ".join(str(c.get("text", "")) for c in result.get("content", []) if isinstance(c, dict))
+            if not text.startswith("{"):  # not one of our JSON answers: the SDK refused the call
+                self._write(ctx, "rejected", text[:300])
+        return result
+
+    def _write(self, ctx: Any, outcome: str, detail: str) -> None:
+        params = ctx.params if isinstance(ctx.params, dict) else {}
+        try:
+            name = self.agent().name
+        except Exception:
+            name = "<unauthenticated>"
+        self.service.audit.write(name, str(params.get("name", "?"))[:100], {"arguments": params.get("arguments")},
+                                 outcome, detail)
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)[:200]
-
-
-def _bad(field: str, value: Any, limit: str) -> Any:
-    from .refusal import Refusal
-
-    return Refusal(field=field, value=_text(value)[:120], limit=limit, reason=f"{field} must be a {limit}")
 
 
 async def run_stdio(service: LabService, agent: Agent) -> None:

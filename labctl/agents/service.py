@@ -273,8 +273,11 @@ class LabService:
                                 "lab:read", body)
 
     # ------------------------------------------------------------------ calls that act on hardware
-    async def submit(self, agent: Agent, hypothesis: Any, idempotency_key: str | None = None) -> dict[str, Any]:
+    async def submit(self, agent: Agent, hypothesis: Any, idempotency_key: Any = None) -> dict[str, Any]:
         async def body() -> dict[str, Any]:
+            if idempotency_key is not None and not (isinstance(idempotency_key, str) and 0 < len(idempotency_key) <= 200):
+                raise Refused([Refusal(field="idempotency_key", value=str(idempotency_key)[:120],
+                                       limit="string of 1-200 characters", reason="not a usable idempotency key")])
             h = parse_hypothesis(hypothesis)
             p = design_plan(h, await self.lab(), agent.quota)
             key = idempotency_key or f"{p.plan_id}:{uuid.uuid4().hex}"

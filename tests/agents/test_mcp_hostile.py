@@ -59,8 +59,12 @@ def assert_no_device_touched(lab) -> None:
 @given(tool=st.sampled_from(TOOLS), args=st.dictionaries(st.sampled_from(ARG_NAMES), json_values, max_size=4))
 async def test_hostile_arguments(lab_client, tool, args):
     lab, client = lab_client
+    audited = len(lab.service.audit.entries())
     result = await client.call_tool(tool, args)
     assert result.is_error or tool == "plan"
+    entries = lab.service.audit.entries()
+    assert len(entries) == audited + 1 and entries[-1]["call"] == tool  # every call is audited, once
+    assert entries[-1]["outcome"] in ("refused", "rejected", "ok" if tool == "plan" else "refused")
     if result.structured_content is not None and result.is_error:
         assert result.structured_content["error"] in ("refused", "not_found", "forbidden")
         if result.structured_content["error"] == "refused":
