@@ -152,3 +152,18 @@ def test_bad_parameters_name_the_field():
         DogbonePrintParameters(raster_angles_deg=(200,))
     with pytest.raises(GcodeError, match="do not fit the 3.18 mm narrow section"):
         dogbone_gcode(specimen="astm-d638-v", layer_height_mm=0.2, perimeters=3, extrusion_width_mm=0.6)
+
+
+@pytest.mark.parametrize("specimen", ["iso527-1a", "astm-d638-v"])
+def test_generated_gcode_passes_the_printer_envelope(specimen):
+    from drivers.printer.envelope import EnvelopeError, PrinterLimits, check_gcode
+
+    limits = PrinterLimits(build_volume_mm=(250, 210, 210), max_hotend_c=260, max_bed_c=110)
+    height = 0.2 if specimen.startswith("iso") else 0.32
+    ok = dogbone_gcode(specimen=specimen, layer_height_mm=height, build_volume_mm=(250, 210, 210),
+                       centre_xy_mm=(125, 105))
+    assert len(check_gcode(ok.text.splitlines(), limits)) > 1000
+    hot = dogbone_gcode(specimen=specimen, layer_height_mm=height, build_volume_mm=(250, 210, 210),
+                        centre_xy_mm=(125, 105), nozzle_temp_c=280)
+    with pytest.raises(EnvelopeError, match="M104"):
+        check_gcode(hot.text.splitlines(), limits)
