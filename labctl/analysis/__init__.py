@@ -16,13 +16,13 @@ from .compliance import ComplianceTable, read_compliance_csv
 from .curves import Curve, CsvFormat, CurveFormatError, read_curve_csv, write_curve_csv
 from .tensile import (
     AnalysisError, AnalysisSettings, TensileAnalysis, TensileResult, analyze, analyze_specimen, read_results_csv,
-    write_results_csv,
-    write_results_json, write_stress_strain_csv,
+    write_results_csv, write_results_json, write_stress_strain_csv,
 )
 
 __all__ = [
     "AnalysisError", "AnalysisSettings", "ComplianceTable", "Curve", "CsvFormat", "CurveFormatError",
-    "TensileAnalysis", "TensileResult", "analyze", "analyze_specimen", "plot_stress_strain", "read_compliance_csv", "read_curve_csv",
+    "TensileAnalysis", "TensileResult", "analyze", "analyze_specimen", "plot_stress_strain", "read_compliance_csv",
+    "read_curve_csv",
     "read_results_csv", "write_curve_csv", "write_results_csv", "write_results_json", "write_stress_strain_csv",
 ]
 

@@ -75,6 +75,7 @@ def analyze_cmd(
         write_results_csv, write_stress_strain_csv,
     )
 
+    narrow_length = None
     try:
         if specimen is not None:
             spec = get_specimen(specimen)
@@ -82,6 +83,8 @@ def analyze_cmd(
             thickness = spec.thickness_mm if thickness is None else thickness
             if gauge_length is None:
                 gauge_length = _strain_length(spec, strain_basis)
+                if strain_basis == "effective_length":  # crosshead data: narrow-section strain after the fit
+                    narrow_length = spec.narrow_length_mm
         missing = [flag for flag, value in (("--width", width), ("--thickness", thickness),
                                             ("--gauge-length", gauge_length)) if value is None]
         if missing:
@@ -92,7 +95,8 @@ def analyze_cmd(
         data = read_curve_csv(curve, fmt)
         table = read_compliance_csv(compliance) if compliance is not None else None
         analysis = analyze(data, width, thickness, gauge_length, compliance=table,
-                           settings=AnalysisSettings(preload_n=preload), specimen_id=specimen_id)
+                           settings=AnalysisSettings(preload_n=preload), specimen_id=specimen_id,
+                           narrow_length_mm=narrow_length)
     except (CurveFormatError, SpecimenError) as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
     except AnalysisError as exc:

@@ -53,7 +53,9 @@ def test_analyze_other_rig_columns_and_specimen_defaults(tmp_path):
     # Crosshead data by default: strain over the specimen's effective length.
     out = labctl("analyze", str(tmp_path / "zwick.csv"), "--specimen", "iso527-1ba", "--force-col", "Kraft",
                  "--disp-col", "Weg", "--sep", ";", "--decimal", ",", "--json")
-    assert json.loads(out.stdout)["strain_length_mm"] == pytest.approx(effective_length_mm("iso527-1ba"))
+    crosshead = json.loads(out.stdout)
+    assert crosshead["strain_length_mm"] == pytest.approx(effective_length_mm("iso527-1ba"))
+    assert crosshead["strain_model"] == "narrow-section" and crosshead["narrow_length_mm"] == 30.0
     out = labctl("analyze", str(tmp_path / "zwick.csv"), "--specimen", "iso527-1ba", "--strain-basis", "nope")
     assert out.returncode == 2 and "effective_length" in out.stderr
 
