@@ -18,9 +18,11 @@ from pydantic import BaseModel, ConfigDict
 
 from protocols.specimens import effective_length_mm, get_specimen
 
-from ..jobs import JobResult, JobSpec, StepSpec
+from ..jobs import Artefact, JobResult, JobSpec, StepSpec
+from .capabilities import MATERIALS
 from .design import Plan, Run
-from .hypothesis import Hypothesis
+from .hypothesis import Hypothesis, PrintParameters
+from .refusal import Refusal, Refused
 
 
 class Measurement(BaseModel):
@@ -48,37 +50,95 @@ def curve_distance(strain_pct: np.ndarray, stress: np.ndarray, target_x: list[fl
     return float(np.sqrt(np.mean((measured - np.asarray(target_y, float)) ** 2)))
 
 
+def method_for(params: PrintParameters) -> str:
+    """The test method for a specimen: ISO 527 at 50 mm/min for ductile PETG, else the first that fits."""
+    from protocols.methods import METHODS
+
+    fitting = [m.name for m in METHODS.values() if params.specimen_type in m.specimen_types]
+    if params.material == "PETG" and "iso527-50" in fitting:
+        return "iso527-50"
+    return fitting[0]
+
+
+def gcode_for(params: PrintParameters, build_volume_mm: tuple[float, float, float] = (220, 220, 250)) -> Any:
+    """G-code for one specimen: FullControl toolpaths for flat prints (exact rasters), PrusaSlicer otherwise."""
+    from ..specimens import dogbone_gcode, slice_mesh
+
+    material = MATERIALS[params.material]
+    nozzle = params.nozzle_temp if params.nozzle_temp is not None else material.default_nozzle_temp
+    bed = params.bed_temp if params.bed_temp is not None else material.default_bed_temp
+    if params.orientation == "flat":
+        return dogbone_gcode(specimen=params.specimen_type, layer_height_mm=params.layer_height,
+                             raster_angles_deg=(params.raster_angle, -params.raster_angle),
+                             infill_density=params.infill_density, nozzle_temp_c=nozzle, bed_temp_c=bed,
+                             print_speed_mm_s=params.print_speed, build_volume_mm=build_volume_mm)
+    import trimesh
+
+    from protocols.specimens import dogbone_mesh
+
+    mesh = dogbone_mesh(params.specimen_type)
+    axis = [1, 0, 0] if params.orientation == "on_edge" else [0, 1, 0]  # on edge: about the long axis
+    mesh.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, axis))
+    return slice_mesh(mesh, build_volume_mm=build_volume_mm, layer_height_mm=params.layer_height, nozzle_temp_c=nozzle,
+                      bed_temp_c=bed, infill_density=params.infill_density, fill_angle_deg=params.raster_angle)
+
+
 class Fabrication:
-    def __init__(self, *, mix_action: str = "prepare_formulation", print_action: str = "print_specimen",
-                 test_action: str = "run_test", test_speed_mm_min: float = 5.0) -> None:
+    def __init__(self, *, mix_action: str = "prepare_formulation", print_action: str = "print_file",
+                 test_action: str = "run_test") -> None:
         self.mix_action = mix_action
         self.print_action = print_action
         self.test_action = test_action
-        self.test_speed_mm_min = test_speed_mm_min
+        self._gcode: dict[str, Artefact] = {}
 
     # -- run -> job -------------------------------------------------------------------------------
+    def gcode_artefact(self, run: Run, directory: Path) -> Artefact:
+        """Generate (once per distinct parameter set) and store the run's G-code; an Artefact with its hash."""
+        key = run.parameters.model_dump_json()
+        if key not in self._gcode or not Path(self._gcode[key].uri).exists():
+            gcode = gcode_for(run.parameters)
+            directory.mkdir(parents=True, exist_ok=True)
+            path = gcode.write(directory / f"{gcode.sha256[:16]}.gcode")
+            self._gcode[key] = Artefact.from_file("gcode", "gcode", path, generator=gcode.generator,
+                                                  generator_version=gcode.generator_version)
+        return self._gcode[key]
+
+    def prepare(self, plan: Plan, directory: Path) -> None:
+        """Generate every distinct G-code of the plan now, so a parameter set that cannot be printed is
+        refused at submission instead of failing a campaign half-way."""
+        from pydantic import ValidationError
+
+        from ..specimens import GcodeError, SlicerError
+
+        for run in {r.parameters.model_dump_json(): r for r in plan.runs}.values():
+            try:
+                self.gcode_artefact(run, directory)
+            except (GcodeError, SlicerError, ValidationError, ValueError) as exc:
+                raise Refused([Refusal(field="factors", value=run.cell, limit="printable G-code",
+                                       reason=f"cannot generate G-code for {run.cell}: {str(exc)[:300]}")]) from None
+
     def mix_step(self, run: Run) -> StepSpec:
         return StepSpec(name="mix", kind="liquid_handler", action=self.mix_action,
                         params={"specimen": run.run_id, "formulation": run.parameters.formulation},
                         specimen_event="formulated")
 
     def print_step(self, run: Run) -> StepSpec:
-        # The printer's device host generates and envelope-checks the G-code from these checked parameters.
+        # The printer driver runs its own envelope check on the G-code before a line is sent.
         return StepSpec(name="print", kind="printer", action=self.print_action, block=run.printer,
-                        params={"specimen": run.run_id, "parameters": run.parameters.model_dump(mode="json")},
-                        specimen_event="printed", specimen_location="{device} bed", on_interrupt="ask")
+                        inputs={"path": "gcode"}, specimen_event="printed", specimen_location="{device} bed",
+                        on_interrupt="ask")
 
     def test_step(self, run: Run) -> StepSpec:
         return StepSpec(name="test", kind="rig", action=self.test_action,
-                        params={"specimen": run.run_id, "specimen_type": run.parameters.specimen_type,
-                                "speed_mm_min": self.test_speed_mm_min,
-                                "design": run.parameters.model_dump(mode="json")},
+                        params={"method": method_for(run.parameters), "specimen_id": run.run_id,
+                                "specimen": run.parameters.specimen_type},
                         outputs=["curve"], specimen_event="tested", specimen_location="{device} bin")
 
-    def job_for(self, run: Run, plan: Plan) -> JobSpec:
+    def job_for(self, run: Run, plan: Plan, directory: Path) -> JobSpec:
         steps = [self.mix_step(run)] if run.needs_formulation else []
         steps += [self.print_step(run), StepSpec(name="handover", kind="handover"), self.test_step(run)]
-        return JobSpec(name=run.run_id, specimen_id=run.run_id, steps=steps, method="ISO 527-2",
+        return JobSpec(name=run.run_id, specimen_id=run.run_id, steps=steps, method=method_for(run.parameters),
+                       inputs=[self.gcode_artefact(run, directory)],
                        design={"cell": run.cell, "parameters": run.parameters.model_dump(mode="json"),
                                "printer_block": run.printer, "batch": run.batch},
                        metadata={"plan_id": plan.plan_id, "run_order": run.order})
@@ -88,12 +148,13 @@ class Fabrication:
         from ..analysis import AnalysisError, CurveFormatError, analyze, read_curve_csv
 
         curve_art = next((a for a in result.artefacts.values() if a.kind == "raw_curve"), None)
-        if curve_art is None or curve_art.path is None:
+        raw = curve_art.path if curve_art is not None else result.results.get("test", {}).get("raw_csv")
+        if raw is None:
             raise MeasurementError(f"job {result.job_id}: the test produced no raw curve")
         spec = get_specimen(run.parameters.specimen_type)
         try:
             # Crosshead strain: travel over the effective length, not the gauge length (no extensometer).
-            analysis = analyze(read_curve_csv(curve_art.path), spec.width_mm, spec.thickness_mm,
+            analysis = analyze(read_curve_csv(raw), spec.width_mm, spec.thickness_mm,
                                effective_length_mm(spec), specimen_id=run.run_id)
         except (AnalysisError, CurveFormatError) as exc:
             raise MeasurementError(f"job {result.job_id}: {exc}") from None

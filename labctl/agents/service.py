@@ -285,6 +285,7 @@ class LabService:
             if cid in self.campaigns:
                 return {**self._status(self.campaigns[cid]), "resubmitted": True}
             self._check_quota(agent, p)
+            await asyncio.to_thread(self.fabrication.prepare, p, self.workdir / "campaigns" / cid / "gcode")
             record = CampaignRecord(id=cid, agent=agent.name, hypothesis=h, plan=p)
             self.campaigns[cid] = record
             self._save(record)
@@ -362,7 +363,8 @@ class LabService:
             spec = CampaignSpec(name=f"{record.id} batch {batch + 1}/{p.batches}", submitter=record.agent,
                                 idempotency_key=f"{record.id}-b{batch}", hypothesis_id=p.hypothesis_id,
                                 plan_id=p.plan_id, blocking_factor=p.tested_factor,
-                                jobs=[self.fabrication.job_for(run, p) for run in runs],
+                                jobs=[self.fabrication.job_for(run, p, self.workdir / "campaigns" / record.id / "gcode")
+                                      for run in runs],
                                 metadata={"agent_campaign": record.id, "batch": batch, "statement": h.statement})
             engine_campaign = await self.engine.submit(spec)
             if engine_campaign.id not in record.engine_campaigns:

@@ -63,10 +63,14 @@ class SpecimenRig:
         pass  # a simulated pull is instantaneous; nothing keeps moving
 
     @command()
-    async def run_test(self, specimen: str, specimen_type: str, design: dict[str, Any], speed_mm_min: float = 5.0,
+    async def run_test(self, method: str, specimen_id: str, specimen: str, design: dict[str, Any],
                        token: str | None = None) -> dict[str, Any]:
-        """Pull `specimen` to break; returns the raw curve as an artefact (force N, displacement mm, time s)."""
+        """Pull a `specimen`-type specimen made with `design` to break; the raw curve comes back as an artefact."""
+        from protocols.methods import get_method
         from simulators.rig.specimen import MountedSpecimen
+
+        speed_mm_min = get_method(method).test_speed_mm_min
+        specimen_type, specimen = specimen, specimen_id
 
         if token and token in self.finished:
             return self.finished[token]
@@ -104,7 +108,7 @@ class SimulatedFabrication(Fabrication):
     """The default job shape, with the timed devices' `run` action for mixing and printing."""
 
     def __init__(self, print_seconds: float = 0.05, mix_seconds: float = 0.02) -> None:
-        super().__init__(mix_action="run", print_action="run", test_action="run_test")
+        super().__init__(mix_action="run", print_action="run", test_action="run_test")  # timed devices' action
         self.print_seconds = print_seconds
         self.mix_seconds = mix_seconds
 
@@ -120,8 +124,10 @@ class SimulatedFabrication(Fabrication):
                         specimen_event="printed", specimen_location="{device} bed")
 
     def test_step(self, run: Run) -> StepSpec:
+        # The stand-in rig needs the design to build its specimen; a real rig measures what is mounted.
         step = super().test_step(run)
-        return step.model_copy(update={"token_param": "token", "recall_action": "recall"})
+        return step.model_copy(update={"token_param": "token", "recall_action": "recall",
+                                       "params": {**step.params, "design": run.parameters.model_dump(mode="json")}})
 
 
 class SimulatedLab:

@@ -44,6 +44,9 @@ async def test_whole_campaign_matches_ground_truth(tmp_path, seed):
         from labctl.jobs import verify_export
 
         assert all(verify_export(e).ok for e in record.exports)
+        provenance = lab.engine.result(record.jobs[record.plan.runs[0].run_id]).provenance
+        assert provenance.simulated and provenance.gcode[0]["generator"] == "fullcontrol"
+        assert provenance.hypothesis_id == record.plan.hypothesis_id and provenance.plan_id == record.plan.plan_id
         curve = await lab.service.specimen_curve(AGENT, record.id, record.plan.runs[0].run_id)
         assert curve["simulated"] and len(curve["x"]) == len(curve["y"]) > 50
 
