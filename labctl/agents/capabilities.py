@@ -112,7 +112,8 @@ def _number(limits: dict[str, Any], *keys: str) -> float | None:
 
 
 def _printer_from(info: DeviceInfo) -> PrinterCapability:
-    """Read a printer's announced limits; tolerate the spellings drivers use, keep defaults otherwise."""
+    """Read a printer's announced limits (drivers/printer's PrinterLimits: max_hotend_c, max_bed_c,
+    build_volume_mm; a few other spellings too); keep the defaults for what is not announced."""
     limits = info.limits
     fields: dict[str, Any] = {"id": info.id, "simulated": info.simulated}
     volume = limits.get("build_volume_mm") or limits.get("build_volume")
@@ -124,10 +125,10 @@ def _printer_from(info: DeviceInfo) -> PrinterCapability:
         axes = [_number(limits, f"{axis}_max_mm", f"max_{axis}", f"{axis}_max") for axis in "xyz"]
         if all(a is not None for a in axes):
             fields["build_volume_mm"] = tuple(axes)
-    nozzle = _number(limits, "max_nozzle_temp", "nozzle_temp_max", "hotend_max_temp", "max_hotend_temp", "hotend_max_c")
+    nozzle = _number(limits, "max_hotend_c", "max_nozzle_temp", "nozzle_temp_max", "max_hotend_temp")
     if nozzle is not None:
         fields["max_nozzle_temp"] = nozzle
-    bed = _number(limits, "max_bed_temp", "bed_temp_max", "bed_max_temp", "bed_max_c")
+    bed = _number(limits, "max_bed_c", "max_bed_temp", "bed_temp_max")
     if bed is not None:
         fields["max_bed_temp"] = bed
     diameter = _number(limits, "nozzle_diameter", "nozzle_diameter_mm")

@@ -125,7 +125,8 @@ class Fabrication:
     def print_step(self, run: Run) -> StepSpec:
         # The printer driver runs its own envelope check on the G-code before a line is sent.
         return StepSpec(name="print", kind="printer", action=self.print_action, block=run.printer,
-                        inputs={"path": "gcode"}, specimen_event="printed", specimen_location="{device} bed",
+                        inputs={"path": "gcode"}, params={"wait": True}, specimen_event="printed",
+                        specimen_location="{device} bed",
                         on_interrupt="ask")
 
     def test_step(self, run: Run) -> StepSpec:

@@ -34,11 +34,14 @@ def test_material_factor_changes_the_window(hypothesis_data):
 
 
 def test_device_limits_from_announcements(hypothesis_data):
-    hot = DeviceInfo(id="p-hot", kind="printer", driver="marlin", limits={"max_nozzle_temp": 280})
-    cold = DeviceInfo(id="p-cold", kind="printer", driver="marlin", limits={"max_nozzle_temp": 215})
+    # The printer driver announces PrinterLimits (max_hotend_c, max_bed_c, build_volume_mm).
+    hot = DeviceInfo(id="p-hot", kind="printer", driver="marlin",
+                     limits={"max_hotend_c": 280, "max_bed_c": 110, "build_volume_mm": [250, 210, 210]})
+    cold = DeviceInfo(id="p-cold", kind="printer", driver="marlin", limits={"max_hotend_c": 215})
     rig = DeviceInfo(id="rig-1", kind="rig", driver="rig")
     lab = LabCapabilities.from_devices([hot, cold, rig])
     assert lab.printers[1].max_nozzle_temp == 215
+    assert lab.printers[0].build_volume_mm == (250, 210, 210) and lab.printers[0].max_bed_temp == 110
     hypothesis_data["factors"] = [{"name": "nozzle_temp", "levels": [200, 220]}]
     h = parse_hypothesis(hypothesis_data)
     # One printer can make every run: accepted, and only that printer is eligible.
