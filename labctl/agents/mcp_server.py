@@ -151,6 +151,17 @@ def build_server(service: LabService, agent: AgentResolver, *, auth: AuthSetting
         out = await service.report(agent(), campaign_id)
         return out["markdown"]
 
+    @server.resource("labctl://campaigns/{campaign_id}/plots/{name}", mime_type="image/png",
+                     description="A plot of a campaign's report: effect.png or curves.png")
+    async def report_plot(campaign_id: str, name: str) -> bytes:
+        if name not in ("effect.png", "curves.png"):
+            raise NotFoundError(f"no plot {name[:40]!r}; the plots are effect.png and curves.png")
+        out = await service.report(agent(), campaign_id)
+        path = Path(out["path"]).parent / name
+        if not path.is_file():
+            raise NotFoundError(f"campaign {campaign_id} has no {name}")
+        return path.read_bytes()
+
     return server
 
 

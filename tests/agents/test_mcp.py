@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import json
 import socket
@@ -58,6 +59,8 @@ async def test_stdio_whole_campaign(tmp_path):
         assert curve["simulated"] and len(curve["x"]) > 50
         resource = await client.read_resource(f"labctl://campaigns/{submitted['campaign_id']}/report")
         assert "SIMULATED DATA" in resource.contents[0].text
+        plot = await client.read_resource(f"labctl://campaigns/{submitted['campaign_id']}/plots/effect.png")
+        assert base64.b64decode(plot.contents[0].blob)[:4] == b"\x89PNG"
     audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert {e["agent"] for e in audit} == {"claude"}
     assert [e["call"] for e in audit if e["call"] == "submit"] == ["submit"]
