@@ -61,8 +61,10 @@ class RigDevice:
         self.emit: TelemetrySink | None = None
         self.set_status: Any = None
         self._busy = asyncio.Lock()
+        self._estopped = False
 
     async def emergency_stop(self) -> None:
+        self._estopped = True
         await self.driver.emergency_stop()
 
     async def _status(self, status: str, **detail: Any) -> None:
@@ -100,6 +102,7 @@ class RigDevice:
     async def reset(self) -> dict[str, Any]:
         """Clear a latched fault (estop, force limit, endstop, watchdog) once the cause is dealt with."""
         result = await self.driver.reset()
+        self._estopped = False
         await self._status("online")
         return result
 
@@ -122,11 +125,17 @@ class RigDevice:
         directory.mkdir(parents=True, exist_ok=True)
         async with self._exclusive("run_test"):
             await self._status("busy", action="run_test", specimen_id=specimen_id, method=test_method.name)
+            curve = None
             try:
                 curve = await self.driver.run_test(params, on_samples=self._publisher(specimen_id),
                                                    specimen_id=specimen_id, specimen_type=spec.name)
             finally:
-                await self._status("online")
+                # An estop's status stands until reset; a firmware fault is latched on the rig too.
+                if not self._estopped:
+                    if curve is not None and curve.fault:
+                        await self._status("fault", reason=curve.fault, specimen_id=specimen_id)
+                    else:
+                        await self._status("online")
         raw_csv = curve.write_csv(directory / f"{specimen_id}.raw.csv")
         meta = curve.metadata() | {"method": test_method.name, "specimen_type": spec.name,
                                    "simulated": self.info.simulated, "device": self.info.id}

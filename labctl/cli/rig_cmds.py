@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +67,21 @@ def sim_rig(
             raise fail(str(exc), EXIT_BAD_INPUT) from None
         console.print(f"rig simulator on {sim.port_path} -> {sim.pty_name} "
                       f"(speed x{speed:g}, ADC {adc_hz:g} Hz, {specimen}, {material})", highlight=False)
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        waiters = {asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(sim.serve_forever())}
         try:
-            await sim.serve_forever()
+            done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            for task in done:
+                task.result()  # a crashed simulator loop surfaces here, not silently
         finally:
-            await sim.stop()
+            await sim.stop()  # removes the link
 
-    with contextlib.suppress(KeyboardInterrupt):
-        run(serve())
+    run(serve())
 
 
 @rig_app.command("test")
