@@ -180,6 +180,8 @@ class MarlinSimulator:
 
     # ---- bytes in ------------------------------------------------------------------------------
     def _on_readable(self) -> None:
+        if self._master is None:
+            return
         try:
             data = os.read(self._master, 65536)  # type: ignore[arg-type]
         except BlockingIOError:
@@ -263,11 +265,19 @@ class MarlinSimulator:
         fw.now = max(fw.now, now)
         fw.run()
         self._note_halts()
-        if fw.pending_fault and self._fault_at is None:
+        if fw.pending_fault and self._fault_at is None and self._master is not None:
             self._fault_at = self._out[-1][0] if self._out else now
         self._flush_out(now)
-        if self._fault_at is not None and now >= self._fault_at and not self._out:
-            self._inject(fw.pending_fault or "reset")
+        if self._fault_at is not None and now >= self._fault_at and not self._out and not self._out_pending:
+            fault = fw.pending_fault or "reset"
+            self._fault_at = None
+            fw.pending_fault = None     # the firmware stays frozen until it boots again
+            if fault == "disconnect":
+                # Let the host read the last ok before the port vanishes ("once its ok is on the wire").
+                assert self._loop is not None
+                self._loop.call_later(0.05, self._inject, fault)
+            else:
+                self._inject(fault)
             return
         candidates = [fw.next_event(), self._next_arrival()]
         if self._out:
