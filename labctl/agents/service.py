@@ -114,6 +114,18 @@ class CampaignRecord(BaseModel):
 LabProvider = Callable[[], Awaitable[LabCapabilities]]
 
 
+def lab_from_registry(registry: Any) -> tuple[LabProvider, Callable[[], list[DeviceState]]]:
+    """The `lab` and `devices` arguments of LabService from a live labctl.registry.DeviceRegistry:
+    capabilities of the devices online now (their announced limits), and every device's state."""
+    async def lab() -> LabCapabilities:
+        return LabCapabilities.from_devices(s.device for s in registry.online())
+
+    def devices() -> list[DeviceState]:
+        return sorted(registry.devices.values(), key=lambda s: s.device.id)
+
+    return lab, devices
+
+
 class LabService:
     """Facade over the job engine and the device registry for agents."""
 

@@ -24,11 +24,9 @@ from ..bus import DeviceInfo, connect
 from ..devicehost import DeviceHost, command
 from ..jobs import BusDirectory, JobEngine, StepSpec, Store
 from ..jobs.timed_device import TimedDevice
-from ..registry import DeviceRegistry
-from .capabilities import LabCapabilities
 from .design import Run
 from .fabrication import Fabrication, write_curve_artifact
-from .service import AuditLog, LabService
+from .service import AuditLog, LabService, lab_from_registry
 
 
 def material_params(design: dict[str, Any]) -> Any:
@@ -143,7 +141,7 @@ class SimulatedLab:
         self.devices: list[Any] = []
         self.service: LabService
         self.engine: JobEngine
-        self.registry: DeviceRegistry
+        self.registry: Any  # labctl.registry.DeviceRegistry, shared with the engine's directory
         self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> "SimulatedLab":
@@ -165,8 +163,9 @@ class SimulatedLab:
             stack.callback(store.close)
             self.engine = await stack.enter_async_context(
                 JobEngine(store, bus, directory=directory, time_scale=self.time_scale, poll_interval=0.05))
+            lab, devices = lab_from_registry(self.registry)
             self.service = await stack.enter_async_context(
-                LabService(self.engine, self.workdir, lab=self.capabilities, devices=self._states,
+                LabService(self.engine, self.workdir, lab=lab, devices=devices,
                            fabrication=SimulatedFabrication(), audit=AuditLog(self.workdir / "audit.jsonl")))
         except BaseException:
             await stack.aclose()
@@ -175,9 +174,3 @@ class SimulatedLab:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
-
-    def _states(self) -> list[Any]:
-        return sorted(self.registry.devices.values(), key=lambda s: s.device.id)
-
-    async def capabilities(self) -> LabCapabilities:
-        return LabCapabilities.from_devices(s.device for s in self.registry.online())
