@@ -179,7 +179,7 @@ class MarlinFirmware:
                     del self.ep_line[:-128]
                 return
             self.ep_line += data[start:nl]
-            match = _EPARSER.match(self.ep_line)
+            match = _EPARSER.match(bytes(self.ep_line))
             self.ep_line.clear()
             start = nl + 1
             if match:
