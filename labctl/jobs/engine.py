@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..bus import Bus, DeviceState, EStop, Event, topics
+from ..bus import Bus, DeviceState, EStop, Event, Telemetry, topics
 from .executor import BusDirectory, BusExecutor, DeviceDirectory, StepError, StepExecutor, StepTimeout
 from .models import (
     Approval, Artefact, Campaign, CampaignSpec, Handover, InvalidTransition, Job, JobResult, JobSpec, JobState,
@@ -37,8 +37,22 @@ log = logging.getLogger("labctl.jobs")
 LocalAction = Callable[[Job, dict[str, Any]], Awaitable[dict[str, Any]]]
 UNAVAILABLE = ("offline", "fault", "estopped")
 ERROR_GRACE_S = 0.2
+PROGRESS_TOPICS = f"{topics.ROOT}/devices/+/telemetry/progress"
 CAMPAIGN_ENDED = ("finished", "rejected", "cancelled")
 RECALL_SETTLE_S = 0.5
+
+
+_RECALL_STATES = {"done": "done", "completed": "done", "finished": "done", "succeeded": "done",
+                  "running": "running", "busy": "running", "queued": "running", "printing": "running",
+                  "interrupted": "interrupted", "stopped": "interrupted", "estopped": "interrupted",
+                  "aborted": "interrupted", "paused": "interrupted", "failed": "failed", "error": "failed",
+                  "unknown": "unknown"}
+
+
+def recall_state(answer: dict[str, Any]) -> str:
+    """done, running, interrupted, failed or unknown, from a device's answer about a token."""
+    raw = str(answer.get("state") or answer.get("status") or "unknown").lower()
+    return _RECALL_STATES.get(raw, "running")
 
 
 class EngineError(RuntimeError):
@@ -85,10 +99,13 @@ class JobEngine:
         self.directory.on_change(self._on_devices_changed)
         self._estop_sub = self.bus.subscribe(topics.ESTOP)
         await self._estop_sub.__aenter__()
+        self._progress_sub = self.bus.subscribe(PROGRESS_TOPICS)
+        await self._progress_sub.__aenter__()
         self._load()
         self._tasks = [asyncio.create_task(self._loop(), name="jobs-loop"),
                        asyncio.create_task(self._poll_loop(), name="jobs-poll"),
                        asyncio.create_task(self._estop_loop(), name="jobs-estop"),
+                       asyncio.create_task(self._progress_loop(), name="jobs-progress"),
                        asyncio.create_task(self._publish_loop(), name="jobs-events")]
         await self._recover()
         return self
@@ -101,6 +118,7 @@ class JobEngine:
             with contextlib.suppress(BaseException):
                 await task
         await self._estop_sub.__aexit__()
+        await self._progress_sub.__aexit__()
         if self._own_directory:
             await self.directory.__aexit__(*exc)  # type: ignore[attr-defined]
 
@@ -413,6 +431,20 @@ class JobEngine:
                 continue
             await self._interrupt(job, f"emergency stop: {reason}", retry=False, source=source)
 
+    async def _progress_loop(self) -> None:
+        """Forward a device's `progress` telemetry as `job.progress` events of the job it works for."""
+        async for item in self._progress_sub:
+            if not isinstance(item.message, Telemetry):
+                continue
+            device_id = item.topic.split("/")[3]
+            job = self.jobs.get(self.reserved.get(device_id, ""))
+            if job is None or job.state != JobState.RUNNING:
+                continue
+            data = {"job_id": job.id, "campaign_id": job.campaign_id, "step": job.current_step,
+                    "step_name": job.step_run.name if job.step_run else None, "device_id": device_id,
+                    "progress": item.message.data}
+            self._events.put_nowait((job.id, Event(name="job.progress", data=data)))
+
     async def _publish_loop(self) -> None:
         while True:
             job_id, event = await self._events.get()
@@ -577,20 +609,26 @@ class JobEngine:
             await self._finish_step(job, result)
 
     async def _reattach(self, job: Job, spec: StepSpec, device_id: str) -> None:
-        """After a restart: follow a step its device is still running, through its recall action."""
+        """After a restart: ask the device what became of the step's token, and act on the answer."""
         assert spec.recall_action and job.step_run and job.step_run.token
         deadline = asyncio.get_running_loop().time() + spec.timeout_s
         unknown_once = False
         while asyncio.get_running_loop().time() < deadline:
             try:
-                answer = await self.executor.run(device_id, spec.recall_action, {"token": job.step_run.token},
-                                                 timeout=self.recall_timeout)
-            except StepError as exc:
+                answer = await self.executor.run(device_id, spec.recall_action,
+                                                 {spec.recall_param: job.step_run.token}, timeout=self.recall_timeout)
+            except StepTimeout as exc:
                 await self._interrupt(job, f"device {device_id} could not report on the step: {exc}", retry=False)
                 return
-            state = answer.get("state")
+            except StepError:
+                answer = {"state": "unknown"}  # it answered, and does not know the token
+            state = recall_state(answer)
             if state == "done":
-                await self._finish_step(job, dict(answer.get("result") or {}), recovered=True)
+                await self._finish_step(job, dict(answer.get("result") or answer), recovered=True)
+                return
+            if state == "failed":
+                await self._fail_step(job, f"device {device_id} reports the step failed: "
+                                           f"{answer.get('error') or answer.get('reason') or answer}")
                 return
             if state == "interrupted":
                 await self._interrupt(job, f"device {device_id} reports the step interrupted", retry=False,

@@ -133,8 +133,11 @@ class StepSpec(Strict):
     duration_hint_s: float | None = Field(None, ge=0, description="expected duration, for fair-share accounting")
     token_param: str | None = Field(None, description="param the step's idempotency token is sent in, if the "
                                                       "device action accepts one")
-    recall_action: str | None = Field(None, description="device action that answers what happened to a token "
-                                                       "(state: done|running|interrupted|unknown, result, line)")
+    recall_action: str | None = Field(None, description="device action that answers what happened to a token: "
+                                                       "{state or status: done|completed|running|interrupted|"
+                                                       "stopped|failed|unknown, result, line}; an error reply "
+                                                       "means unknown")
+    recall_param: str = Field("token", description="the param the recall action takes the token in")
     on_interrupt: Literal["ask", "retry"] = Field(
         "ask", description="after device loss or emergency stop: wait for a technician (ask) or re-run on "
                            "another device (retry)")

@@ -80,6 +80,8 @@ class TimedDevice:
         start = loop.time()
         for i in range(chunks):
             self.current = (key, int(self.LINES * i / chunks))
+            if self.emit and i % 5 == 0:
+                await self.emit("progress", {"token": key, "line": self.current[1], "of": self.LINES})
             # absolute deadlines, so timer overshoot does not add up over the chunks
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._estop.wait(), max(0.0, start + total * (i + 1) / chunks - loop.time()))

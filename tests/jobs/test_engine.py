@@ -239,3 +239,32 @@ async def test_local_step_gets_artefacts_of_earlier_steps(tmp_path):
         assert done.state == JobState.DONE
         assert seen["curve"] == done.steps[4].artefacts[0].uri
         assert lab.engine.result(job.id).results["analyse"] == {"modulus_mpa": 2100.0}
+
+
+async def test_device_progress_is_forwarded_as_job_progress(tmp_path):
+    async with running_lab(tmp_path) as lab:
+        async with lab.bus.subscribe("labctl/v1/jobs/+/events") as events:
+            job = await lab.engine.submit_job(fabrication_job(0), submitter="agent-a")
+            await lab.engine.wait(job.id, timeout=10)
+            progress = []
+            while (item := events.get_nowait()) is not None:
+                if item.message.name == "job.progress":
+                    progress.append(item.message.data)
+        assert {p["step_name"] for p in progress} == {"prepare", "print", "test"}
+        assert all(p["job_id"] == job.id for p in progress)
+        print_lines = [p["progress"]["line"] for p in progress if p["step_name"] == "print"]
+        assert print_lines == sorted(print_lines) and print_lines[-1] > 0
+
+
+async def test_a_step_that_outlives_its_lease_is_interrupted_and_the_busy_device_is_not_reused(tmp_path):
+    async with running_lab(tmp_path, devices=[("printer-1", "printer")]) as lab:
+        def slow(i: int) -> JobSpec:
+            return JobSpec(name=f"slow-{i}", steps=[StepSpec(name="print", kind="printer", action="run",
+                                                             params={"seconds": 400}, timeout_s=0.2)])
+        first = await lab.engine.submit_job(slow(0), submitter="agent-a")
+        await lab.engine.wait_until(lambda: lab.engine.job(first.id).state == JobState.INTERRUPTED, timeout=10)
+        assert "timeout" in lab.engine.job(first.id).reason
+        second = await lab.engine.submit_job(slow(1), submitter="agent-a")
+        await asyncio.sleep(0.3)  # the printer still reports busy with the first print
+        assert lab.engine.job(second.id).state == JobState.SCHEDULED
+        assert len(lab.devices["printer-1"].executions) == 1
