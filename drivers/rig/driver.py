@@ -72,6 +72,7 @@ class RigDriver:
         self._flushed = 0
         self._preloaded: int | None = None
         self._closed = asyncio.Event()
+        self._link_error: RigError | None = None
 
     # ----- connection --------------------------------------------------------------------------
     async def __aenter__(self) -> RigDriver:
@@ -131,15 +132,27 @@ class RigDriver:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            log.error("%s: read failed: %s", self.port, exc)
-            asyncio.get_running_loop().remove_reader(self._fd)
-            self._fail_pending(RigError(f"rig port {self.port} closed: {exc}"))
+            self._link_lost(f"read failed: {exc}")
             return
         if not data:
+            self._link_lost("end of file")
             return
         *lines, self._buffer = (self._buffer + data).split(b"\n")
         for raw in lines:
-            self._on_line(raw.decode("ascii", "replace").strip("\r"))
+            try:
+                self._on_line(raw.decode("ascii", "replace").strip("\r"))
+            except Exception:  # one bad line must not lose the lines after it
+                self.link.malformed += 1
+                log.exception("%s: could not handle line %r", self.port, raw[:80])
+
+    def _link_lost(self, why: str) -> None:
+        log.error("%s: link lost: %s", self.port, why)
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(self._fd)
+        error = RigError(f"rig port {self.port} lost: {why}")
+        self._link_error = error
+        self._fail_pending(error)
+        self._events.put_nowait(Message("X", "LINK_LOST", {"why": why}))
 
     def _on_line(self, line: str) -> None:
         if not line:
@@ -191,11 +204,17 @@ class RigDriver:
     def _write(self, line: str) -> None:
         if self._serial is None:
             raise RigError(f"rig port {self.port} is not open")
+        if self._link_error is not None:
+            raise self._link_error
         data = (line + "\n").encode()
+        deadline = time.monotonic() + 2.0
         while data:
             try:
                 written = os.write(self._fd, data)
             except BlockingIOError:
+                # The rig is not reading; a command line is short, so this only waits on a wedged link.
+                if time.monotonic() > deadline:
+                    raise RigError(f"rig port {self.port}: output blocked for 2 s") from None
                 time.sleep(0.001)
                 continue
             except OSError as exc:
@@ -281,7 +300,11 @@ class RigDriver:
 
     async def _next_event(self, names: tuple[str, ...], timeout: float | None) -> Message:
         while True:
+            if self._link_error is not None:
+                raise self._link_error
             event = await asyncio.wait_for(self._events.get(), timeout)
+            if event.name == "LINK_LOST":
+                raise RigError(f"rig port {self.port} lost: {event.fields['why']}")
             if event.name in names:
                 return event
 

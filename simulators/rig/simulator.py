@@ -187,19 +187,26 @@ class RigSimulator:
         self._task = asyncio.create_task(self._run(), name="rig-simulator")
 
     async def stop(self) -> None:
+        crash: BaseException | None = None
         if self._task is not None:
+            if self._task.done() and not self._task.cancelled():
+                crash = self._task.exception()
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(BaseException):
                 await self._task
         loop = asyncio.get_running_loop()
-        loop.remove_reader(self._master)
-        if self._writer_armed:
-            loop.remove_writer(self._master)
+        if self._master >= 0:
+            loop.remove_reader(self._master)
+            if self._writer_armed:
+                loop.remove_writer(self._master)
         if self.config.link is not None and Path(self.config.link).is_symlink():
             Path(self.config.link).unlink()
         for fd in (self._master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        if crash is not None:
+            raise RuntimeError(f"rig simulator crashed: {crash!r}") from crash
 
     async def serve_forever(self) -> None:
         assert self._task is not None
@@ -215,6 +222,21 @@ class RigSimulator:
         self.hw.feed(data)
 
     async def _run(self) -> None:
+        try:
+            await self._loop()
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            # A crashed rig goes silent and drops its port, as hardware would; stop() re-raises.
+            log.exception("rig simulator crashed")
+            with contextlib.suppress(OSError):
+                asyncio.get_running_loop().remove_reader(self._master)
+                os.close(self._slave)
+                os.close(self._master)
+            self._master = self._slave = -1
+            raise
+
+    async def _loop(self) -> None:
         hw, firmware = self.hw, self.firmware
         tick_us = max(1, round(1e6 / self.config.adc_hz))
         speed = self.config.speed
