@@ -43,9 +43,9 @@ def material_params(design: dict[str, Any]) -> Any:
 class SpecimenRig:
     """A simulated tensile rig on the bus: pulls the simulator's specimen model at constant speed."""
 
-    def __init__(self, device_id: str, out_dir: str | Path, *, seed: int = 0,
+    def __init__(self, device_id: str, out_dir: str | Path, *, seed: int = 0, simulated: bool = True,
                  frame_stiffness_n_per_mm: float = 1.0e5, sample_mm: float = 0.01) -> None:
-        self.info = DeviceInfo(id=device_id, kind="rig", driver="specimen-model", simulated=True,
+        self.info = DeviceInfo(id=device_id, kind="rig", driver="specimen-model", simulated=simulated,
                                firmware="labctl-specimen-rig 1", capabilities=["run_test", "recall"],
                                limits={"max_force_n": 5000, "max_travel_mm": 200})
         self.out_dir = Path(out_dir)
@@ -132,12 +132,15 @@ class SimulatedLab:
     """`async with SimulatedLab(workdir) as lab:` then use `lab.service` (a LabService)."""
 
     def __init__(self, workdir: str | Path, *, printers: int = 3, seed: int = 0, time_scale: float = 0.01,
-                 bus_url: str | None = None) -> None:
+                 bus_url: str | None = None, announce_simulated: bool = True) -> None:
+        """`announce_simulated=False` makes the devices announce themselves as hardware, to exercise what
+        only real labs do (the technician's approval gate); everything still runs in simulation."""
         self.workdir = Path(workdir)
         self.printers = printers
         self.seed = seed
         self.time_scale = time_scale
         self.bus_url = bus_url or f"memory://simlab-{id(self)}"
+        self.announce_simulated = announce_simulated
         self.devices: list[Any] = []
         self.service: LabService
         self.engine: JobEngine
@@ -152,9 +155,11 @@ class SimulatedLab:
             # One registry for the engine and the service (the engine's device directory wraps it).
             directory = await stack.enter_async_context(BusDirectory(bus))
             self.registry = directory.registry
-            self.devices = [TimedDevice(f"printer-{i + 1}", "printer", time_scale=1.0) for i in range(self.printers)]
-            self.devices.append(TimedDevice("liquid-1", "liquid_handler", time_scale=1.0))
-            self.devices.append(SpecimenRig("rig-1", self.workdir / "curves", seed=self.seed))
+            sim = self.announce_simulated
+            self.devices = [TimedDevice(f"printer-{i + 1}", "printer", time_scale=1.0, simulated=sim)
+                            for i in range(self.printers)]
+            self.devices.append(TimedDevice("liquid-1", "liquid_handler", time_scale=1.0, simulated=sim))
+            self.devices.append(SpecimenRig("rig-1", self.workdir / "curves", seed=self.seed, simulated=sim))
             for device in self.devices:
                 await stack.enter_async_context(DeviceHost(bus, device))
             for device in self.devices:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 
@@ -129,3 +130,34 @@ async def test_restart_resumes_a_running_campaign(tmp_path):
         assert len(record.measurements) == len(record.plan.runs)
         assert len(set(record.jobs.values())) == len(record.plan.runs)
         assert len(lab.engine.store.jobs(limit=None)) == len(record.plan.runs)
+
+
+async def test_real_hardware_waits_for_a_technician(tmp_path):
+    """Devices that announce themselves as hardware: no auto-approval; the campaign runs once approved."""
+    async with SimulatedLab(tmp_path, announce_simulated=False) as lab:
+        out = await lab.service.submit(AGENT, copy.deepcopy(BASE))
+        assert out["simulated"] is False
+        record = lab.service.campaigns[out["campaign_id"]]
+        await lab.engine.wait_until(lambda: bool(record.engine_campaigns) and all(
+            str(lab.engine.job(j).state) == "waiting_for_approval" for j in record.jobs.values()), timeout=30)
+        status = await lab.service.campaign_status(AGENT, out["campaign_id"])
+        assert status["state"] == "running" and status["jobs"] == {"waiting_for_approval": len(record.plan.runs)}
+        assert lab.devices[-1].tests == 0
+        await lab.engine.approve(record.engine_campaigns[0], by="technician")
+
+        async def technician() -> None:  # confirms each print-bed-to-rig hand-over, as `labctl handoff` would
+            while True:
+                for job_id in record.jobs.values():
+                    if str(lab.engine.job(job_id).state) == "waiting_for_handover":
+                        await lab.engine.handoff(job_id, by="technician")
+                await asyncio.sleep(0.05)
+
+        helper = asyncio.create_task(technician())
+        try:
+            record = await lab.service.wait(out["campaign_id"], timeout=120)
+        finally:
+            helper.cancel()
+        assert all(lab.engine.job(j).handovers[0].by == "technician" for j in record.jobs.values())
+    assert record.state == "finished" and not record.analysis.simulated
+    report = (tmp_path / "campaigns" / record.id / "report" / "report.md").read_text()
+    assert "SIMULATED DATA" not in report
