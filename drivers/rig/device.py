@@ -43,6 +43,14 @@ def method_to_params(method: Any, specimen: Any) -> RigTestParams:
         max_extension_mm=method.end.max_extension_mm, force_limit_n=method.end.force_limit_n, tare=True)
 
 
+def real_time_bound_s(params: RigTestParams) -> float:
+    """Longest a test with these parameters can take on real hardware (with margin): then it is stuck."""
+    final = params.speed2_mm_min or params.speed_mm_min
+    minutes = (params.preload_max_mm / params.preload_speed_mm_min + params.switch_mm / params.speed_mm_min
+               + params.max_extension_mm / final)
+    return minutes * 60 * 1.5 + 60
+
+
 class RigDevice:
     def __init__(self, driver: RigDriver, device_id: str = "rig-1", *, simulated: bool = False,
                  compliance: Any = None, out_dir: str | Path = "results/rig", host: str | None = None) -> None:
@@ -128,7 +136,8 @@ class RigDevice:
             curve = None
             try:
                 curve = await self.driver.run_test(params, on_samples=self._publisher(specimen_id),
-                                                   specimen_id=specimen_id, specimen_type=spec.name)
+                                                   specimen_id=specimen_id, specimen_type=spec.name,
+                                                   timeout_s=real_time_bound_s(params))
             finally:
                 # An estop's status stands until reset; a firmware fault is latched on the rig too.
                 if not self._estopped:
