@@ -94,6 +94,15 @@ class Factor(_Strict):
                              "or formulation.<component>")
         return name
 
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _no_booleans(cls, levels: Any) -> Any:
+        if isinstance(levels, list):
+            for i, level in enumerate(levels):
+                if isinstance(level, bool):
+                    raise ValueError(f"levels[{i}] = {level} is a boolean, not a level")
+        return levels
+
     @model_validator(mode="after")
     def _typed_levels(self) -> "Factor":
         if self.name in CATEGORICAL_FACTORS:
@@ -103,7 +112,7 @@ class Factor(_Strict):
                     raise ValueError(f"levels[{i}] = {str(level)[:64]!r} is not one of {', '.join(allowed)}")
         else:
             for i, level in enumerate(self.levels):
-                if isinstance(level, str) or isinstance(level, bool) or not math.isfinite(level):
+                if isinstance(level, str) or not math.isfinite(level):
                     raise ValueError(f"levels[{i}] = {str(level)[:64]!r} must be a finite number for {self.name}")
         if len({str(level) for level in self.levels}) != len(self.levels):
             raise ValueError("levels must be distinct")

@@ -57,6 +57,7 @@ def test_factor_errors_name_the_level(hypothesis_data):
     (lambda d: d["prediction"].update(minimum_effect=float("nan")), "prediction.minimum_effect"),
     (lambda d: d["prediction"].update(direction="decrease", minimum_effect=1.5), "<root>"),
     (lambda d: d["factors"].append(dict(d["factors"][0])), "<root>"),
+    (lambda d: d["factors"][0].update(levels=[True, 0.5]), "factors.0.levels"),
 ])
 def test_inconsistent_hypotheses_are_refused(hypothesis_data, change, field):
     change(hypothesis_data)
