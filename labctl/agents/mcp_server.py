@@ -77,9 +77,10 @@ HypothesisArg = Annotated[Any, Field(description="a hypothesis object (JSON); it
 CampaignArg = Annotated[Any, Field(description="a campaign id from submit, e.g. cmp-0123456789ab")]
 
 
-def build_server(service: LabService, agent: AgentResolver, *, auth: AuthSettings | None = None,
+def build_server(service: Any, agent: AgentResolver, *, auth: AuthSettings | None = None,
                  token_verifier: Any = None) -> MCPServer:
-    """The MCP server over `service`; `agent()` names the caller of the current request."""
+    """The MCP server over `service` (a LabService, or a RemoteService that forwards to one over HTTP);
+    `agent()` names the caller of the current request."""
     server = MCPServer(name="labctl", title="labctl fabrication lab", instructions=INSTRUCTIONS,
                        version="0.1.0", auth=auth, token_verifier=token_verifier,
                        middleware=[AuditRejectedCalls(service, agent)])
@@ -154,13 +155,7 @@ def build_server(service: LabService, agent: AgentResolver, *, auth: AuthSetting
     @server.resource("labctl://campaigns/{campaign_id}/plots/{name}", mime_type="image/png",
                      description="A plot of a campaign's report: effect.png or curves.png")
     async def report_plot(campaign_id: str, name: str) -> bytes:
-        if name not in ("effect.png", "curves.png"):
-            raise NotFoundError(f"no plot {name[:40]!r}; the plots are effect.png and curves.png")
-        out = await service.report(agent(), campaign_id)
-        path = Path(out["path"]).parent / name
-        if not path.is_file():
-            raise NotFoundError(f"campaign {campaign_id} has no {name}")
-        return path.read_bytes()
+        return await service.plot(agent(), campaign_id, name)
 
     return server
 
@@ -169,7 +164,7 @@ class AuditRejectedCalls:
     """Server middleware: a tool call the SDK rejects before it reaches a tool (unknown tool, missing or
     malformed arguments) is audited too; calls that reach a tool are audited by the service."""
 
-    def __init__(self, service: LabService, agent: AgentResolver) -> None:
+    def __init__(self, service: Any, agent: AgentResolver) -> None:
         self.service = service
         self.agent = agent
 

@@ -284,6 +284,19 @@ class LabService:
         return await self._call(agent, "specimen_curve", {"campaign_id": campaign_id, "run_id": run_id},
                                 "lab:read", body)
 
+    async def plot(self, agent: Agent, campaign_id: str, name: str) -> bytes:
+        """A report plot's PNG bytes (effect.png or curves.png); audited like every call."""
+        async def body() -> dict[str, Any]:
+            if name not in ("effect.png", "curves.png"):
+                raise NotFoundError(f"no plot {str(name)[:40]!r}; the plots are effect.png and curves.png")
+            record = self._own(agent, campaign_id)
+            path = Path(record.report).parent / name if record.report else None
+            if path is None or not path.is_file():
+                raise NotFoundError(f"campaign {record.id} has no {name} yet (state {record.state})")
+            return {"campaign_id": record.id, "png": path.read_bytes()}
+        out = await self._call(agent, "plot", {"campaign_id": campaign_id, "name": name}, "lab:read", body)
+        return out["png"]
+
     # ------------------------------------------------------------------ calls that act on hardware
     async def submit(self, agent: Agent, hypothesis: Any, idempotency_key: Any = None) -> dict[str, Any]:
         async def body() -> dict[str, Any]:

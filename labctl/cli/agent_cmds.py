@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 from pathlib import Path
 
@@ -62,6 +63,10 @@ def plan_command(
 @app.command("mcp")
 def mcp_command(
     sim: bool = typer.Option(False, "--sim", help="Serve a simulated lab started in this process."),
+    url: str = typer.Option(None, "--url", help="Forward to a running lab's MCP endpoint, e.g. "
+                                               "http://lab-host:8765/mcp (the token comes from --token-env)."),
+    token_env: str = typer.Option("LABCTL_MCP_TOKEN", "--token-env",
+                                  help="Environment variable holding this agent's bearer token for --url."),
     workdir: Path = typer.Option(None, "--workdir", help="Where campaigns, reports, the job store and the audit log go "
                                                         "(default: a new temporary directory)."),
     agent: str = typer.Option("local-agent", "--agent", help="The agent name written to the audit log."),
@@ -70,20 +75,42 @@ def mcp_command(
 ) -> None:
     """Serve the lab to an AI agent over MCP on stdin/stdout (tools: plan, submit, status, results, report, ...).
 
+    Either a simulated lab in this process (--sim) or a running lab's HTTP endpoint (--url, with the
+    agent's token in $LABCTL_MCP_TOKEN).
+
     Example: labctl mcp --sim --workdir /tmp/lab
     """
-    if not sim:
-        raise fail("labctl mcp over stdio needs --sim (an in-process simulated lab); for the real lab connect the "
-                   "agent to the streamable-HTTP endpoint of `labctl serve` (/mcp) with a bearer token",
-                   EXIT_BAD_INPUT)
+    if sim == bool(url):
+        raise fail("labctl mcp needs exactly one of --sim (an in-process simulated lab) or --url "
+                   "(a running lab's MCP endpoint, e.g. http://lab-host:8765/mcp)", EXIT_BAD_INPUT)
     from ..agents.mcp_server import run_stdio
     from ..agents.service import Agent
-    from ..agents.simlab import SimulatedLab
 
     folder = workdir or Path(tempfile.mkdtemp(prefix="labctl-mcp-"))
+    if url:
+        token = os.environ.get(token_env)
+        if not token:
+            raise fail(f"--url needs the agent's bearer token in ${token_env}", EXIT_BAD_INPUT)
+        asyncio.run(_forward(url, token, folder, Agent(name=agent)))
+        return
+    from ..agents.simlab import SimulatedLab
 
     async def serve() -> None:
         async with SimulatedLab(folder, printers=printers, seed=seed) as lab:
             await run_stdio(lab.service, Agent(name=agent))
 
     asyncio.run(serve())
+
+
+async def _forward(url: str, token: str, folder: Path, agent: object) -> None:
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from ..agents.mcp_server import run_stdio
+    from ..agents.remote import RemoteService
+    from ..agents.service import AuditLog
+
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http, \
+            Client(streamable_http_client(url, http_client=http)) as client:
+        await run_stdio(RemoteService(client, AuditLog(folder / "audit.jsonl")), agent)  # type: ignore[arg-type]

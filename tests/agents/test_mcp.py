@@ -119,3 +119,38 @@ def _transport(url: str, http: httpx2.AsyncClient):
     from mcp.client.streamable_http import streamable_http_client
 
     return streamable_http_client(url, http_client=http)
+
+
+async def test_stdio_bridge_to_the_http_endpoint(tmp_path):
+    """`labctl mcp --url` (what a desktop agent starts) forwards to a running lab with the agent's token."""
+    import os
+
+    tokens = AgentTokens([TokenEntry(token_sha256=AgentTokens.hash("tok-desk"), agent="desktop")])
+    port = free_port()
+    async with SimulatedLab(tmp_path / "lab") as lab:
+        app = build_http_app(lab.service, tokens, public_url=f"http://127.0.0.1:{port}")
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+        task = asyncio.create_task(server.serve())
+        try:
+            while not server.started:
+                await asyncio.sleep(0.05)
+            params = StdioServerParameters(
+                command=LABCTL, args=["mcp", "--url", f"http://127.0.0.1:{port}/mcp", "--workdir", str(tmp_path / "bridge")],
+                env={**os.environ, "LABCTL_MCP_TOKEN": "tok-desk"})
+            async with Client(params) as client:
+                hot = copy.deepcopy(BASE)
+                hot["fixed"] = {"bed_temp": 150}
+                refused = await client.call_tool("submit", {"hypothesis": hot})
+                assert refused.is_error and refused.structured_content["refusals"][0]["field"] == "fixed.bed_temp"
+                submitted = (await client.call_tool("submit", {"hypothesis": copy.deepcopy(BASE)})).structured_content
+                final = await wait_finished(client, submitted["campaign_id"])
+                assert final["verdict"] == "supported" and final["simulated"]
+                plot = await client.read_resource(f"labctl://campaigns/{submitted['campaign_id']}/plots/curves.png")
+                assert base64.b64decode(plot.contents[0].blob)[:4] == b"\x89PNG"
+        finally:
+            server.should_exit = True
+            await task
+    lab_calls = {(e["agent"], e["call"], e["outcome"]) for e in lab.service.audit.entries()}
+    assert ("desktop", "submit", "refused") in lab_calls and ("desktop", "plot", "ok") in lab_calls
+    bridge = [json.loads(line) for line in (tmp_path / "bridge" / "audit.jsonl").read_text().splitlines()]
+    assert {e["call"] for e in bridge} >= {"submit", "campaign_status"}
