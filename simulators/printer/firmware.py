@@ -74,6 +74,7 @@ class MarlinFirmware:
         self._heater_time = 0.0
         # Records that survive resets.
         self.executed: list[tuple[int | None, str]] = []
+        self.executed_at: list[float] = []      # simulated time each command finished
         self._hash = hashlib.sha256()
         self.underruns = 0
         self.moves = 0
@@ -148,6 +149,7 @@ class MarlinFirmware:
     def _record(self, line_number: int | None, text: str) -> None:
         if self.cfg.record_executed:
             self.executed.append((line_number, text))
+            self.executed_at.append(self.now)
         self._hash.update(text.encode() + b"\n")
 
     @property

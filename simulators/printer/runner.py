@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,9 @@ async def run_simulators(config: SimulatorConfig, links: list[Path], *, report: 
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), duration_s)
         reports = [sim.report() for sim in sims]
+        cpu = time.process_time()
+        for entry in reports:
+            entry["process_cpu_s"] = round(cpu, 3)
     if report:
         Path(report).write_text(json.dumps(reports[0] if len(reports) == 1 else reports, indent=1))
     return reports

@@ -348,6 +348,7 @@ class MarlinSimulator:
         }
         if include_executed:
             data["executed"] = [[n, text] for n, text in fw.executed]
+            data["executed_at"] = [round(t, 6) for t in fw.executed_at]
         return data
 
     def write_report(self, path: str | os.PathLike[str]) -> None:
