@@ -39,6 +39,8 @@ UNAVAILABLE = ("offline", "fault", "estopped")
 ERROR_GRACE_S = 0.2
 PROGRESS_TOPICS = f"{topics.ROOT}/devices/+/telemetry/progress"
 CAMPAIGN_ENDED = ("finished", "rejected", "cancelled")
+NEEDS_A_PERSON = (JobState.WAITING_FOR_APPROVAL, JobState.WAITING_FOR_HANDOVER, JobState.INTERRUPTED,
+                  JobState.PAUSED)
 RECALL_SETTLE_S = 0.5
 
 
@@ -183,15 +185,30 @@ class JobEngine:
             return self.store.campaign(some_id).status in CAMPAIGN_ENDED
         raise EngineError(f"no job or campaign {some_id!r}")
 
-    async def wait(self, some_id: str, timeout: float | None = None) -> Job | Campaign:
-        """Wait until a job is done/failed/cancelled or a campaign has finished; return it."""
-        await self.wait_until(lambda: self._finished(some_id), timeout)
+    async def wait(self, some_id: str, timeout: float | None = None, *, settled: bool = False) -> Job | Campaign:
+        """Wait until a job is done/failed/cancelled or a campaign has finished; return it.
+
+        With settled=True, also return when nothing can move without a person: every unfinished job
+        waits for an approval, a hand-over, a resume (interrupted, paused). Raises TimeoutError."""
+        if settled:
+            await self.wait_until(lambda: self._finished(some_id) or self._settled(some_id), timeout)
+        else:
+            await self.wait_until(lambda: self._finished(some_id), timeout)
         return self.job(some_id) if self.store.kind_of(some_id) == "job" else self.campaign(some_id)
 
+    def _settled(self, some_id: str) -> bool:
+        ids = [some_id] if some_id in self.jobs else self.campaign(some_id).job_ids if some_id in self.campaigns else []
+        live = [self.jobs[i] for i in ids if i in self.jobs]
+        return bool(live) and all(j.state in NEEDS_A_PERSON for j in live)
+
     async def wait_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> None:
+        """Wait until `predicate()` holds. It is checked after every job change and, for predicates
+        that also look at things outside the engine, every poll interval. Raises TimeoutError."""
         async def _wait() -> None:
             async with self._changed:
-                await self._changed.wait_for(predicate)
+                while not predicate():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), self.poll_interval)
         await asyncio.wait_for(_wait(), timeout)
 
     async def _notify(self) -> None:

@@ -129,6 +129,8 @@ async def test_emergency_stop_interrupts_every_running_step(tmp_path):
                                                 for j in lab.engine.jobs.values()) == 2, timeout=10)
         running = [j.id for j in lab.engine.jobs.values() if j.state == JobState.RUNNING]
         await lab.bus.publish(topics.ESTOP, EStop(reason="smoke"))
+        with pytest.raises(TimeoutError):  # the two scheduled jobs still count as able to move
+            await lab.engine.wait(c.id, timeout=0.3, settled=True)
         await lab.engine.wait_until(lambda: all(lab.engine.job(j).state == JobState.INTERRUPTED for j in running),
                                     timeout=10)
         await asyncio.sleep(0.3)

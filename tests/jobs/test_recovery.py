@@ -74,7 +74,8 @@ async def test_a_step_without_recall_is_left_for_the_technician(tmp_path):
         await lab.engine.wait_until(lambda: running_step(lab, job_id, 1), timeout=10)
         await lab.stop_engine()
         await lab.start_engine()
-        await lab.engine.wait_until(lambda: lab.engine.job(job_id).state == JobState.INTERRUPTED, timeout=10)
+        settled = await lab.engine.wait(c.id, timeout=10, settled=True)
+        assert settled.id == c.id and lab.engine.job(job_id).state == JobState.INTERRUPTED
         assert "cannot say what became of it" in lab.engine.job(job_id).reason
 
 
