@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -61,6 +62,8 @@ def device_commands(device: object) -> dict[str, Callable[..., Awaitable[Any]]]:
 
 
 class DeviceHost:
+    max_command_age_s = 60.0
+
     def __init__(self, bus: Bus, device: Device) -> None:
         self.bus = bus
         self.device = device
@@ -85,7 +88,10 @@ class DeviceHost:
     @contextlib.asynccontextmanager
     async def connect(cls, url: str | BrokerURL | None, device: Device):
         """Connect a bus client for this device (with its will) and run the host inside it."""
-        async with connect(url, client_id=f"host-{device.info.id}", will=cls.will(device.info)) as bus:
+        # A persistent session: commands and emergency stops sent during a broker restart are queued
+        # for this host, not lost (stale commands are refused on arrival, see _run_command).
+        options = {} if str(url or "").startswith("memory://") else {"persistent": True}
+        async with connect(url, client_id=f"host-{device.info.id}", will=cls.will(device.info), **options) as bus:
             host = cls(bus, device)
             async with host:
                 yield host
@@ -162,6 +168,13 @@ class DeviceHost:
                 self._spawn(self._run_command(item.message))
 
     async def _run_command(self, cmd: Command) -> None:
+        age = time.time() - cmd.ts
+        if age > self.max_command_age_s:
+            # Queued while this host was away: the sender has long given up; acting now would surprise it.
+            await self.bus.reply(cmd, ok=False, error=(
+                f"{self.info.id}.{cmd.action}: refused, the command is {age:.0f} s old "
+                f"(limit {self.max_command_age_s:.0f} s)"))
+            return
         if cmd.action == "describe":
             await self.bus.reply(cmd, result={"device": self.info.model_dump(), "status": self.status,
                                               "commands": sorted(self.commands)})

@@ -177,3 +177,14 @@ async def test_device_host_commands_telemetry_errors_and_estop(transport):
     async with connect(transport.url, client_id="after") as after:
         [state] = await list_devices(after)
         assert state.status == "offline" and state.detail["reason"] == "host stopped"
+
+
+async def test_stale_commands_are_refused_not_executed(transport):
+    lamp = Lamp()
+    async with DeviceHost.connect(transport.url, lamp), connect(transport.url, client_id="ctl") as ctl:
+        import time as _time
+
+        old = Command(action="switch", params={"on": True}, ts=_time.time() - 3600)
+        reply = await ctl.request(topics.device_commands("lamp-1"), old)
+        assert not reply.ok and "old" in reply.error
+        assert lamp.on is False
