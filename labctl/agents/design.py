@@ -80,6 +80,7 @@ class Plan(BaseModel):
     batches: int
     batch_size: int
     printers: list[str]
+    build_volume_mm: tuple[float, float, float]  # the smallest of the blocked printers': G-code fits them all
     runs: list[Run]
     estimate: Estimate
     simulated: bool
@@ -125,7 +126,8 @@ def plan(hypothesis: Hypothesis | dict[str, Any] | str, lab: LabCapabilities, qu
     """Validate, check the envelope, and design the experiment; raises Refused with every problem found."""
     h = parse_hypothesis(hypothesis)
     enforce(h, lab, quota)
-    printers = [p.id for p in eligible_printers(h, lab)]
+    eligible = eligible_printers(h, lab)
+    printers = [p.id for p in eligible]
     cells = h.cells()
     tested = h.tested_factor()
     other_cells = len(cells) // len(tested.levels)
@@ -174,6 +176,7 @@ def plan(hypothesis: Hypothesis | dict[str, Any] | str, lab: LabCapabilities, qu
                 cells=cells, replicates_per_cell=replicates, n_per_group=n_group, planned_power=round(planned_power, 4),
                 target_power=h.power, minimum_effect_sd_units=round(delta, 4), sequential=sequential,
                 batches=batches, batch_size=batch_size, printers=printers, runs=runs,
+                build_volume_mm=tuple(min(p.build_volume_mm[i] for p in eligible) for i in range(3)),
                 estimate=estimate(runs, lab, len(printers)), simulated=lab.simulated, warnings=warnings)
 
 

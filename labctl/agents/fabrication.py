@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from protocols.specimens import effective_length_mm, get_specimen
 
 from ..jobs import Artefact, JobResult, JobSpec, StepSpec
-from .capabilities import MATERIALS
+from .capabilities import MATERIALS, LabCapabilities
 from .design import Plan, Run
 from .hypothesis import Hypothesis, PrintParameters
 from .refusal import Refusal, Refused
@@ -71,7 +71,8 @@ def gcode_for(params: PrintParameters, build_volume_mm: tuple[float, float, floa
         return dogbone_gcode(specimen=params.specimen_type, layer_height_mm=params.layer_height,
                              raster_angles_deg=(params.raster_angle, -params.raster_angle),
                              infill_density=params.infill_density, nozzle_temp_c=nozzle, bed_temp_c=bed,
-                             print_speed_mm_s=params.print_speed, build_volume_mm=build_volume_mm)
+                             print_speed_mm_s=params.print_speed, build_volume_mm=build_volume_mm,
+                             centre_xy_mm=(build_volume_mm[0] / 2, build_volume_mm[1] / 2))
     import trimesh
 
     from protocols.specimens import dogbone_mesh
@@ -92,30 +93,43 @@ class Fabrication:
         self._gcode: dict[str, Artefact] = {}
 
     # -- run -> job -------------------------------------------------------------------------------
-    def gcode_artefact(self, run: Run, directory: Path) -> Artefact:
+    def gcode_artefact(self, run: Run, directory: Path, build_volume_mm: tuple[float, float, float]) -> Artefact:
         """Generate (once per distinct parameter set) and store the run's G-code; an Artefact with its hash."""
-        key = run.parameters.model_dump_json()
+        key = run.parameters.model_dump_json() + str(build_volume_mm)
         if key not in self._gcode or not Path(self._gcode[key].uri).exists():
-            gcode = gcode_for(run.parameters)
+            gcode = gcode_for(run.parameters, build_volume_mm)
             directory.mkdir(parents=True, exist_ok=True)
             path = gcode.write(directory / f"{gcode.sha256[:16]}.gcode")
             self._gcode[key] = Artefact.from_file("gcode", "gcode", path, generator=gcode.generator,
                                                   generator_version=gcode.generator_version)
         return self._gcode[key]
 
-    def prepare(self, plan: Plan, directory: Path) -> None:
-        """Generate every distinct G-code of the plan now, so a parameter set that cannot be printed is
-        refused at submission instead of failing a campaign half-way."""
+    def prepare(self, plan: Plan, directory: Path, lab: LabCapabilities | None = None) -> None:
+        """Generate every distinct G-code of the plan now and run the printer driver's envelope check on it
+        for each printer of the plan, so G-code no printer may run is refused at submission, before a job
+        exists (the driver checks it again before sending a line)."""
         from pydantic import ValidationError
+
+        from drivers.printer.envelope import EnvelopeError, PrinterLimits, check_gcode
 
         from ..specimens import GcodeError, SlicerError
 
+        printers = [p for p in (lab.printers if lab else []) if p.id in plan.printers]
         for run in {r.parameters.model_dump_json(): r for r in plan.runs}.values():
             try:
-                self.gcode_artefact(run, directory)
+                artefact = self.gcode_artefact(run, directory, plan.build_volume_mm)
             except (GcodeError, SlicerError, ValidationError, ValueError) as exc:
                 raise Refused([Refusal(field="factors", value=run.cell, limit="printable G-code",
                                        reason=f"cannot generate G-code for {run.cell}: {str(exc)[:300]}")]) from None
+            lines = Path(artefact.uri).read_text().splitlines()
+            for printer in printers:
+                limits = PrinterLimits(max_hotend_c=printer.max_nozzle_temp, max_bed_c=printer.max_bed_temp,
+                                       build_volume_mm=printer.build_volume_mm)
+                try:
+                    check_gcode(lines, limits, source=f"{run.cell} on {printer.id}")
+                except EnvelopeError as exc:
+                    raise Refused([Refusal(field="factors", value=run.cell, limit=f"{printer.id}'s G-code envelope",
+                                           reason=str(exc)[:400])]) from None
 
     def mix_step(self, run: Run) -> StepSpec:
         return StepSpec(name="mix", kind="liquid_handler", action=self.mix_action,
@@ -139,7 +153,7 @@ class Fabrication:
         steps = [self.mix_step(run)] if run.needs_formulation else []
         steps += [self.print_step(run), StepSpec(name="handover", kind="handover"), self.test_step(run)]
         return JobSpec(name=run.run_id, specimen_id=run.run_id, steps=steps, method=method_for(run.parameters),
-                       inputs=[self.gcode_artefact(run, directory)],
+                       inputs=[self.gcode_artefact(run, directory, plan.build_volume_mm)],
                        design={"cell": run.cell, "parameters": run.parameters.model_dump(mode="json"),
                                "printer_block": run.printer, "batch": run.batch},
                        metadata={"plan_id": plan.plan_id, "run_order": run.order})

@@ -304,13 +304,14 @@ class LabService:
                 raise Refused([Refusal(field="idempotency_key", value=str(idempotency_key)[:120],
                                        limit="string of 1-200 characters", reason="not a usable idempotency key")])
             h = parse_hypothesis(hypothesis)
-            p = design_plan(h, await self.lab(), agent.quota)
+            lab = await self.lab()
+            p = design_plan(h, lab, agent.quota)
             key = idempotency_key or f"{p.plan_id}:{uuid.uuid4().hex}"
             cid = "cmp-" + hashlib.sha256(f"{agent.name}:{key}".encode()).hexdigest()[:12]
             if cid in self.campaigns:
                 return {**self._status(self.campaigns[cid]), "resubmitted": True}
             self._check_quota(agent, p)
-            await asyncio.to_thread(self.fabrication.prepare, p, self.workdir / "campaigns" / cid / "gcode")
+            await asyncio.to_thread(self.fabrication.prepare, p, self.workdir / "campaigns" / cid / "gcode", lab)
             record = CampaignRecord(id=cid, agent=agent.name, hypothesis=h, plan=p)
             self.campaigns[cid] = record
             self._save(record)

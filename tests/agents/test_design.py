@@ -81,3 +81,25 @@ def test_example_hypotheses_plan():
     for path in sorted((Path(__file__).resolve().parents[2] / "protocols" / "hypotheses").iterdir()):
         p = plan(load_hypothesis(path), simulated_lab())
         assert p.runs and p.estimate.specimens <= load_hypothesis(path).budget.max_specimens
+
+
+def test_generated_gcode_passes_the_printer_drivers_envelope_or_is_refused(tmp_path, hypothesis_data):
+    from labctl.agents.capabilities import LabCapabilities, PrinterCapability
+    from labctl.agents.fabrication import Fabrication
+
+    lab = simulated_lab()
+    p = plan(hypothesis_data, lab)
+    fabrication = Fabrication()
+    fabrication.prepare(p, tmp_path, lab)  # FullControl G-code inside a 220 x 220 x 250 printer's envelope
+    assert len(list(tmp_path.glob("*.gcode"))) == 2
+    # A smaller printer gets G-code centred on its own bed, inside the driver's envelope.
+    small = LabCapabilities(printers=[PrinterCapability(id="small", build_volume_mm=(100, 100, 100))], rigs=lab.rigs)
+    small_plan = plan(hypothesis_data, small)
+    assert small_plan.build_volume_mm == (100, 100, 100)
+    Fabrication().prepare(small_plan, tmp_path / "small", small)
+    # Limits that changed between planning and submission: the driver's check refuses the G-code
+    # (the bed at PLA's 60 C over a printer now announcing 50 C).
+    cooler = LabCapabilities(printers=[lab.printers[0].model_copy(update={"max_bed_temp": 50})], rigs=lab.rigs)
+    with pytest.raises(Refused) as err:
+        Fabrication().prepare(p, tmp_path / "cooler", cooler)
+    assert "printer-1" in err.value.refusals[0].limit and "M140" in err.value.refusals[0].reason
