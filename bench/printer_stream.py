@@ -85,7 +85,7 @@ class SimProcess:
 
 def firmware_rate(report: dict, arc_lines: set[str]) -> dict:
     times = [t for (n, text), t in zip(report["executed"], report["executed_at"]) if n is not None and text in arc_lines]
-    times = times[5:]
+    times = times[len(times) // 4:]   # steady state: after what queued during the M400
     rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
     return {"lines": len(times), "lines_per_s": round(rate, 1), "planner_underruns": report["planner_underruns"],
             "line_errors": report["line_errors"], "rx_dropped_bytes": report["rx_dropped_bytes"]}

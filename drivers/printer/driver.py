@@ -269,9 +269,13 @@ class MarlinDriver:
                     return
             now = time.monotonic()
             if self.pacing:
+                # Keep at most ~2.5 ms (or 1.5 lines) queued ahead of the wire: enough to keep it busy,
+                # little enough that an emergency stop is not stuck behind a queue.
+                line_time = size * self._byte_time
+                window = max(0.0025, 1.5 * line_time)
                 backlog = self._wire_free_at - now
-                if backlog > 0.003:
-                    self._schedule_pump(self._wire_free_at - 0.002)
+                if backlog > 0 and backlog + line_time > window:
+                    self._schedule_pump(self._wire_free_at - (window - line_time))
                     return
             if origin == "resend":
                 self._resend_queue.popleft()
