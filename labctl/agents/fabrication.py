@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from protocols.specimens import effective_length_mm, get_specimen
 
@@ -84,12 +84,25 @@ def gcode_for(params: PrintParameters, build_volume_mm: tuple[float, float, floa
                       bed_temp_c=bed, infill_density=params.infill_density, fill_angle_deg=params.raster_angle)
 
 
+class FormulationDeck(BaseModel):
+    """Where the liquid handler finds the two components and puts the blend (names from its deck layout)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    component_a: dict[str, str] = Field(description="WellRef of component A, e.g. {'labware': 'reservoir', 'well': 'A1'}")
+    component_b: dict[str, str]
+    destination: str = Field(description="labware receiving the blend")
+    total_volume_ul: float = Field(200.0, gt=0)
+    b_component: str = Field("B", description="the formulation component dispensed as component B")
+
+
 class Fabrication:
     def __init__(self, *, mix_action: str = "prepare_formulation", print_action: str = "print_file",
-                 test_action: str = "run_test") -> None:
+                 test_action: str = "run_test", formulation_deck: FormulationDeck | None = None) -> None:
         self.mix_action = mix_action
         self.print_action = print_action
         self.test_action = test_action
+        self.formulation_deck = formulation_deck
         self._gcode: dict[str, Artefact] = {}
 
     # -- run -> job -------------------------------------------------------------------------------
@@ -132,8 +145,15 @@ class Fabrication:
                                            reason=str(exc)[:400])]) from None
 
     def mix_step(self, run: Run) -> StepSpec:
-        return StepSpec(name="mix", kind="liquid_handler", action=self.mix_action,
-                        params={"specimen": run.run_id, "formulation": run.parameters.formulation},
+        deck = self.formulation_deck
+        if deck is None:  # a device that takes the formulation as fractions by component name
+            params: dict[str, Any] = {"specimen": run.run_id, "formulation": run.parameters.formulation}
+        else:  # drivers/liquid_handler's prepare_formulation: a two-component blend, % of B
+            params = {"job_id": run.run_id, "formulation": {
+                "component_a": deck.component_a, "component_b": deck.component_b, "destination": deck.destination,
+                "percent_b": [round(100 * run.parameters.formulation.get(deck.b_component, 0.0), 6)],
+                "total_volume": deck.total_volume_ul}}
+        return StepSpec(name="mix", kind="liquid_handler", action=self.mix_action, params=params,
                         specimen_event="formulated")
 
     def print_step(self, run: Run) -> StepSpec:

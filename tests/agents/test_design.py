@@ -103,3 +103,18 @@ def test_generated_gcode_passes_the_printer_drivers_envelope_or_is_refused(tmp_p
     with pytest.raises(Refused) as err:
         Fabrication().prepare(p, tmp_path / "cooler", cooler)
     assert "printer-1" in err.value.refusals[0].limit and "M140" in err.value.refusals[0].reason
+
+
+def test_mix_step_speaks_the_liquid_handlers_formulation(hypothesis_data):
+    from drivers.liquid_handler.steps import Formulation
+
+    from labctl.agents.fabrication import Fabrication, FormulationDeck
+
+    hypothesis_data["factors"] = [{"name": "formulation.B", "levels": [0.1, 0.3]}]
+    p = plan(hypothesis_data, simulated_lab())
+    deck = FormulationDeck(component_a={"labware": "reservoir", "well": "A1"},
+                           component_b={"labware": "reservoir", "well": "A2"}, destination="blend_plate")
+    step = Fabrication(formulation_deck=deck).mix_step(p.runs[0])
+    formulation = Formulation.model_validate(step.params["formulation"])  # the device's own model accepts it
+    assert formulation.percent_b == [100 * p.runs[0].parameters.formulation["B"]]
+    assert step.params["job_id"] == p.runs[0].run_id
