@@ -80,3 +80,16 @@ async def test_printer_device_over_the_bus_obeys_estop(tmp_path):
                 status = await bus.request(topics.device_commands("printer-1"), Command(action="status"), timeout=5)
                 assert status.result["state"] == "halted"
     assert len(numbered_commands(sim)) < 5000
+
+
+async def test_simulated_printer_helper_gives_a_connected_device(tmp_path):
+    from simulators.printer.lab import simulated_printer
+
+    async with simulated_printer("printer-9", tmp_path, speed=20, home_time_s=0.5) as device:
+        assert device.info.firmware.startswith("Marlin") and device.info.simulated
+        result = await device.print_gcode("G28\nG1 X10 Y10 F3000\nM400", wait=True)
+        assert result["state"] == "done"
+        assert device.simulator.executed_commands[-3:] == ["G28", "G1 X10 Y10 F3000", "M400"]
+        assert (await device.home(axes="XY"))["homed"] == "XY"
+        moved = await device.jog(x=5.0, feedrate=1200)
+        assert moved["target"]["x"] == 5.0
