@@ -89,6 +89,7 @@ class JobEngine:
         self._blocks: dict[tuple[str, str], dict[str, str]] = {}  # (campaign, kind) -> block -> device
         self._max_seq = 0
         self._wake = asyncio.Event()
+        self._estop_held: dict[str, DeviceState] = {}  # device states seen when the last estop came
         self._admission_dirty = True
         self._changed = asyncio.Condition()
         self._events: asyncio.Queue[tuple[str, Event]] = asyncio.Queue()
@@ -441,6 +442,7 @@ class JobEngine:
 
     async def emergency_stop(self, reason: str, *, source: str = "") -> None:
         """Interrupt every running device step (the device hosts stop the devices themselves)."""
+        self._estop_held = dict(self.directory.states())
         for job_id in list(self._running):
             job = self.jobs.get(job_id)
             spec = job.step_spec if job else None
@@ -557,7 +559,11 @@ class JobEngine:
         if not ready:
             return
         states = self.directory.states()
-        free = {i: s for i, s in states.items() if s.status == "online" and i not in self.reserved}
+        # After an emergency stop, a device is used again only once it has announced itself anew
+        # (its host marks it estopped, and online again when a technician clears it).
+        # (Compared by identity, not timestamp: a device host's clock may differ from ours.)
+        free = {i: s for i, s in states.items() if s.status == "online" and i not in self.reserved
+                and self._estop_held.get(i) is not s}
         if not free:
             return
         for a in assign(ready, free, self.share, self._eligible):
@@ -618,7 +624,8 @@ class JobEngine:
             await asyncio.sleep(ERROR_GRACE_S)
             state = self.directory.states().get(device_id)
             if state is not None and state.status in UNAVAILABLE:
-                await self._interrupt(job, f"device {device_id} is {state.status}: {exc}",
+                what = "emergency stop" if state.status == "estopped" else f"device {device_id} is {state.status}"
+                await self._interrupt(job, f"{what} on {device_id}: {exc}",
                                       retry=state.status != "estopped")
             else:
                 await self._fail_step(job, str(exc))

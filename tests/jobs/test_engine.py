@@ -124,9 +124,9 @@ async def test_device_offline_with_ask_waits_for_technician(tmp_path):
 
 async def test_emergency_stop_interrupts_every_running_step(tmp_path):
     async with running_lab(tmp_path) as lab:
-        c = await lab.engine.submit(campaign(4, print_s=2000))
-        await lab.engine.wait_until(lambda: sum(j.state == JobState.RUNNING and j.current_step == 1
-                                                for j in lab.engine.jobs.values()) == 2, timeout=10)
+        c = await lab.engine.submit(campaign(4, print_s=600))
+        printers = [lab.devices["printer-1"], lab.devices["printer-2"]]
+        await lab.engine.wait_until(lambda: all(p.current is not None for p in printers), timeout=10)
         running = [j.id for j in lab.engine.jobs.values() if j.state == JobState.RUNNING]
         await lab.bus.publish(topics.ESTOP, EStop(reason="smoke"))
         with pytest.raises(TimeoutError):  # the two scheduled jobs still count as able to move
@@ -140,9 +140,17 @@ async def test_emergency_stop_interrupts_every_running_step(tmp_path):
             assert job.step_run.status == "interrupted"
         # nothing else was started on the stopped devices
         assert all(lab.engine.job(j).state in (JobState.INTERRUPTED, JobState.SCHEDULED) for j in c.job_ids)
-        printers = [lab.devices["printer-1"], lab.devices["printer-2"]]
         assert sum(len(p.executions) for p in printers) == 2
         assert all(p.interrupted for p in printers)
+        # a technician clears the stop on every device and resumes the interrupted jobs
+        for device in lab.devices.values():
+            await device.clear_estop()
+        for job_id in running:
+            await lab.engine.resume(job_id, by="frank")
+        done = await lab.engine.wait(c.id, timeout=30)
+        assert done.status == "finished"
+        assert all(lab.store.job(j).state == JobState.DONE for j in c.job_ids)
+        assert sum(len(p.finished) for p in printers) == 4
 
 
 async def test_approval_gate_for_real_devices(tmp_path):
