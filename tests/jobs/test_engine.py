@@ -278,3 +278,21 @@ async def test_a_step_that_outlives_its_lease_is_interrupted_and_the_busy_device
         await asyncio.sleep(0.3)  # the printer still reports busy with the first print
         assert lab.engine.job(second.id).state == JobState.SCHEDULED
         assert len(lab.devices["printer-1"].executions) == 1
+
+
+async def test_auto_approved_jobs_never_run_on_a_real_device_that_joins_later(tmp_path):
+    from labctl.devicehost import DeviceHost
+    from labctl.jobs.timed_device import TimedDevice
+
+    async with running_lab(tmp_path, devices=[("printer-1", "printer")]) as lab:
+        def only_print(i: int) -> JobSpec:
+            return JobSpec(name=f"p{i}", steps=[StepSpec(name="print", kind="printer", action="run",
+                                                         params={"seconds": 30})])
+        c = await lab.engine.submit(CampaignSpec(name="c", submitter="agent-a", jobs=[only_print(i) for i in range(4)]))
+        await lab.engine.wait_until(lambda: all(lab.engine.job(j).state != JobState.QUEUED for j in c.job_ids),
+                                    timeout=5)
+        real = TimedDevice("printer-9", "printer", time_scale=0.002, simulated=False)
+        async with DeviceHost.connect(lab.url, real):
+            await lab.engine.wait(c.id, timeout=30)
+        assert not real.executions
+        assert {lab.store.job(j).steps[0].device_id for j in c.job_ids} == {"printer-1"}
