@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import base64
 import copy
 import json
@@ -72,44 +73,50 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_http_tokens_scopes_and_refusals(tmp_path):
-    tokens = AgentTokens([
-        TokenEntry(token_sha256=AgentTokens.hash("tok-writer"), agent="writer"),
-        TokenEntry(token_sha256=AgentTokens.hash("tok-reader"), agent="reader", scopes=["lab:read"]),
-    ])
+@contextlib.asynccontextmanager
+async def http_lab(workdir: Path, tokens: AgentTokens):
+    """A simulated lab serving MCP over streamable HTTP on a free port (real uvicorn server)."""
     port = free_port()
-    async with SimulatedLab(tmp_path) as lab:
+    async with SimulatedLab(workdir) as lab:
         app = build_http_app(lab.service, tokens, public_url=f"http://127.0.0.1:{port}")
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
         task = asyncio.create_task(server.serve())
         try:
             while not server.started:
                 await asyncio.sleep(0.05)
-            url = f"http://127.0.0.1:{port}/mcp"
-            async with httpx2.AsyncClient() as anonymous:
-                response = await anonymous.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
-                assert response.status_code == 401
-            async with httpx2.AsyncClient(headers={"Authorization": "Bearer tok-writer"}) as http, \
-                    Client(_transport(url, http)) as writer:
-                planned = await writer.call_tool("plan", {"hypothesis": copy.deepcopy(BASE)})
-                assert not planned.is_error
-                hot = copy.deepcopy(BASE)
-                hot["factors"] = [{"name": "nozzle_temp", "levels": [200, 320]}]
-                refused = await writer.call_tool("submit", {"hypothesis": hot})
-                assert refused.is_error
-                assert refused.structured_content["refusals"][0]["field"] == "factors.0.levels.1"
-                submitted = (await writer.call_tool("submit", {"hypothesis": copy.deepcopy(BASE)})).structured_content
-                campaign_id = submitted["campaign_id"]
-            async with httpx2.AsyncClient(headers={"Authorization": "Bearer tok-reader"}) as http, \
-                    Client(_transport(url, http)) as reader:
-                forbidden = await reader.call_tool("submit", {"hypothesis": copy.deepcopy(BASE)})
-                assert forbidden.is_error and forbidden.structured_content["error"] == "forbidden"
-                hidden = await reader.call_tool("campaign_status", {"campaign_id": campaign_id})
-                assert hidden.structured_content["error"] == "not_found"
-            await lab.service.wait(campaign_id, timeout=120)
+            yield lab, f"http://127.0.0.1:{port}/mcp"
         finally:
             server.should_exit = True
             await task
+
+
+async def test_http_tokens_scopes_and_refusals(tmp_path):
+    tokens = AgentTokens([
+        TokenEntry(token_sha256=AgentTokens.hash("tok-writer"), agent="writer"),
+        TokenEntry(token_sha256=AgentTokens.hash("tok-reader"), agent="reader", scopes=["lab:read"]),
+    ])
+    async with http_lab(tmp_path, tokens) as (lab, url):
+        async with httpx2.AsyncClient() as anonymous:
+            response = await anonymous.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+            assert response.status_code == 401
+        async with httpx2.AsyncClient(headers={"Authorization": "Bearer tok-writer"}) as http, \
+                Client(_transport(url, http)) as writer:
+            planned = await writer.call_tool("plan", {"hypothesis": copy.deepcopy(BASE)})
+            assert not planned.is_error
+            hot = copy.deepcopy(BASE)
+            hot["factors"] = [{"name": "nozzle_temp", "levels": [200, 320]}]
+            refused = await writer.call_tool("submit", {"hypothesis": hot})
+            assert refused.is_error
+            assert refused.structured_content["refusals"][0]["field"] == "factors.0.levels.1"
+            submitted = (await writer.call_tool("submit", {"hypothesis": copy.deepcopy(BASE)})).structured_content
+            campaign_id = submitted["campaign_id"]
+        async with httpx2.AsyncClient(headers={"Authorization": "Bearer tok-reader"}) as http, \
+                Client(_transport(url, http)) as reader:
+            forbidden = await reader.call_tool("submit", {"hypothesis": copy.deepcopy(BASE)})
+            assert forbidden.is_error and forbidden.structured_content["error"] == "forbidden"
+            hidden = await reader.call_tool("campaign_status", {"campaign_id": campaign_id})
+            assert hidden.structured_content["error"] == "not_found"
+        await lab.service.wait(campaign_id, timeout=120)
     calls = [(e["agent"], e["call"], e["outcome"]) for e in lab.service.audit.entries()]
     assert ("writer", "submit", "refused") in calls and ("writer", "submit", "ok") in calls
     assert ("reader", "submit", "forbidden") in calls
@@ -126,30 +133,20 @@ async def test_stdio_bridge_to_the_http_endpoint(tmp_path):
     import os
 
     tokens = AgentTokens([TokenEntry(token_sha256=AgentTokens.hash("tok-desk"), agent="desktop")])
-    port = free_port()
-    async with SimulatedLab(tmp_path / "lab") as lab:
-        app = build_http_app(lab.service, tokens, public_url=f"http://127.0.0.1:{port}")
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-        task = asyncio.create_task(server.serve())
-        try:
-            while not server.started:
-                await asyncio.sleep(0.05)
-            params = StdioServerParameters(
-                command=LABCTL, args=["mcp", "--url", f"http://127.0.0.1:{port}/mcp", "--workdir", str(tmp_path / "bridge")],
-                env={**os.environ, "LABCTL_MCP_TOKEN": "tok-desk"})
-            async with Client(params) as client:
-                hot = copy.deepcopy(BASE)
-                hot["fixed"] = {"bed_temp": 150}
-                refused = await client.call_tool("submit", {"hypothesis": hot})
-                assert refused.is_error and refused.structured_content["refusals"][0]["field"] == "fixed.bed_temp"
-                submitted = (await client.call_tool("submit", {"hypothesis": copy.deepcopy(BASE)})).structured_content
-                final = await wait_finished(client, submitted["campaign_id"])
-                assert final["verdict"] == "supported" and final["simulated"]
-                plot = await client.read_resource(f"labctl://campaigns/{submitted['campaign_id']}/plots/curves.png")
-                assert base64.b64decode(plot.contents[0].blob)[:4] == b"\x89PNG"
-        finally:
-            server.should_exit = True
-            await task
+    async with http_lab(tmp_path / "lab", tokens) as (lab, url):
+        params = StdioServerParameters(
+            command=LABCTL, args=["mcp", "--url", url, "--workdir", str(tmp_path / "bridge")],
+            env={**os.environ, "LABCTL_MCP_TOKEN": "tok-desk"})
+        async with Client(params) as client:
+            hot = copy.deepcopy(BASE)
+            hot["fixed"] = {"bed_temp": 150}
+            refused = await client.call_tool("submit", {"hypothesis": hot})
+            assert refused.is_error and refused.structured_content["refusals"][0]["field"] == "fixed.bed_temp"
+            submitted = (await client.call_tool("submit", {"hypothesis": copy.deepcopy(BASE)})).structured_content
+            final = await wait_finished(client, submitted["campaign_id"])
+            assert final["verdict"] == "supported" and final["simulated"]
+            plot = await client.read_resource(f"labctl://campaigns/{submitted['campaign_id']}/plots/curves.png")
+            assert base64.b64decode(plot.contents[0].blob)[:4] == b"\x89PNG"
     lab_calls = {(e["agent"], e["call"], e["outcome"]) for e in lab.service.audit.entries()}
     assert ("desktop", "submit", "refused") in lab_calls and ("desktop", "plot", "ok") in lab_calls
     bridge = [json.loads(line) for line in (tmp_path / "bridge" / "audit.jsonl").read_text().splitlines()]
