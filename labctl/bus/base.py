@@ -207,10 +207,10 @@ class Bus:
             await self._release_filter(sub.filter)
 
     async def _acquire_filter(self, topic_filter: str) -> None:
-        count = self._filter_counts.get(topic_filter, 0)
-        self._filter_counts[topic_filter] = count + 1
-        if count == 0:
-            await self._transport_subscribe(topic_filter)
+        self._filter_counts[topic_filter] = self._filter_counts.get(topic_filter, 0) + 1
+        # Subscribe again even when the filter is already active: the broker then re-sends the
+        # retained messages, which a new subscription needs (earlier ones see the current state again).
+        await self._transport_subscribe(topic_filter)
 
     async def _release_filter(self, topic_filter: str) -> None:
         count = self._filter_counts.get(topic_filter, 0) - 1

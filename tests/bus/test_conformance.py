@@ -188,3 +188,14 @@ async def test_stale_commands_are_refused_not_executed(transport):
         reply = await ctl.request(topics.device_commands("lamp-1"), old)
         assert not reply.ok and "old" in reply.error
         assert lamp.on is False
+
+
+async def test_a_second_subscription_to_the_same_filter_gets_retained_state(transport):
+    info = DeviceInfo(id="p9", kind="printer", driver="sim")
+    async with connect(transport.url, client_id="host") as host, connect(transport.url, client_id="ctl") as ctl:
+        await host.publish(topics.device_state("p9"), DeviceState(device=info, status="online"), retain=True)
+        async with ctl.subscribe(topics.ALL_DEVICE_STATES) as first:
+            assert (await first.get(timeout=5)).message.device.id == "p9"
+            async with ctl.subscribe(topics.ALL_DEVICE_STATES) as second:
+                item = await second.get(timeout=5)
+                assert item.retained and item.message.device.id == "p9"
