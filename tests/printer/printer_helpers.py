@@ -10,7 +10,7 @@ from simulators.printer import MarlinSimulator
 def arc_gcode(segments: int, *, feed_mm_min: float = 3000.0, radius: float = 20.0, heat: bool = False) -> list[str]:
     """Dense 0.1 mm segments around a circle: the load that makes one-line-in-flight hosts stutter."""
     cx = cy = radius + 2.0
-    lines = ["G28", "G90", "M83", f"G1 X{cx + radius:.3f} Y{cy:.3f} Z0.2 F{feed_mm_min:g}"]
+    lines = ["G28", "G90", "M83", f"G1 X{cx + radius:.3f} Y{cy:.3f} Z0.2 F6000", f"G1 F{feed_mm_min:g}"]
     if heat:
         lines[:0] = ["M140 S60", "M104 S200", "M190 S60", "M109 S200"]
     step = 0.1 / radius

@@ -68,7 +68,7 @@ async def test_printer_device_over_the_bus_obeys_estop(tmp_path):
                     item = await telemetry.get(timeout=5)
                     streams.add(item.message.stream)
                     if item.message.stream == "progress":
-                        assert item.message.data["lines_total"] == 5004 and "eta_s" in item.message.data
+                        assert item.message.data["lines_total"] == 5005 and "eta_s" in item.message.data
 
                 await bus.publish(topics.ESTOP, EStop(reason="test", source="controller"))
                 for _ in range(200):
