@@ -131,8 +131,7 @@ class JobEngine:
             self._in_state[job.state].add(job.id)
             if job.campaign_id not in self.campaigns:
                 self.campaigns[job.campaign_id] = self.store.campaign(job.campaign_id)
-        all_jobs = self.store.jobs(limit=None)
-        self._max_seq = max((j.seq for j in all_jobs), default=0)
+        self._max_seq = self.store.max_seq()
 
     # ---------------------------------------------------------------- submission
     async def submit(self, spec: CampaignSpec) -> Campaign:

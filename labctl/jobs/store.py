@@ -248,6 +248,10 @@ class Store:
         with self._lock:
             return [Job.model_validate_json(r[0]) for r in self._db.execute(sql, args)]
 
+    def max_seq(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()[0])
+
     def campaigns(self) -> list[Campaign]:
         with self._lock:
             return [Campaign.model_validate_json(r[0])
