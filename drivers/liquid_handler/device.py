@@ -120,8 +120,12 @@ class LiquidHandlerDevice:
         """Blend two components in set ratios into a plate; returns the plate map and the job record."""
         f = Formulation.model_validate(formulation)
         destination = self.lh.deck.get_resource(f.destination) if self.lh.deck.has_resource(f.destination) else None
-        default_wells = (column_major_wells(destination.num_items_y, destination.num_items_x)
-                         if isinstance(destination, Plate) else None)
+        default_wells = None
+        if isinstance(destination, Plate):
+            # Without explicit wells, blends go to the plate's next empty wells, so successive jobs
+            # (one per specimen) fill the plate instead of overflowing its first well.
+            default_wells = [name for name in column_major_wells(destination.num_items_y, destination.num_items_x)
+                             if destination.get_well(name).tracker.get_used_volume() <= 0]
         steps, blends = formulation_plan(f, default_wells)
         record = await self._run(steps, job_id)
         plate_map = []

@@ -145,3 +145,18 @@ def test_hamilton_layout_needs_carriers(tmp_path):
                    '"cor_96_wellplate_360uL_Fb", "slot": 1}]}')
     with pytest.raises(DeckError, match=r"labware\.0\.p|labware\[0\] p: on a starlet deck give carrier and site"):
         DeckLayout.load(bad)
+
+
+async def test_successive_formulations_fill_the_next_empty_wells():
+    from drivers.liquid_handler import LiquidHandlerConfig, LiquidHandlerDevice
+
+    formulation = {"component_a": {"labware": "components", "well": "A1"},
+                   "component_b": {"labware": "components", "well": "A2"},
+                   "destination": "blend_plate", "percent_b": [30.0], "total_volume": 200.0}
+    async with LiquidHandlerDevice(LiquidHandlerConfig(backend_options={"speed": 1000})) as device:
+        first = await device.prepare_formulation(formulation, job_id="s1")
+        second = await device.prepare_formulation(formulation, job_id="s2")
+        assert [b["well"] for b in first["plate_map"]] == ["A1"]
+        assert [b["well"] for b in second["plate_map"]] == ["B1"]
+        wells = (await device.wells("blend_plate"))["wells"]
+        assert wells["A1"]["volume"] == wells["B1"]["volume"] == 200.0
