@@ -77,14 +77,17 @@ def export_campaign(store: "Store", campaign_id: str, out_dir: str | Path) -> Pa
                 f.write(entry.model_dump_json() + "\n")
     for job in jobs:
         result = job_result(job, campaign).model_dump(mode="json")
-        for art in job.artefacts().values():
+        known = job.artefacts()
+        for key in result["artefacts"]:
+            art = known[key]
             src = art.path
             if src is not None and src.is_file():
-                dest = out / "artefacts" / job.id / src.name
+                # content-addressed, so two artefacts with one file name cannot overwrite each other
+                dest = out / "artefacts" / job.id / f"{art.sha256[:16]}-{src.name}"
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 if not dest.exists():
                     shutil.copy2(src, dest)
-                result["artefacts"][art.name]["export_path"] = str(dest.relative_to(out))
+                result["artefacts"][key]["export_path"] = str(dest.relative_to(out))
         _write(out / "jobs" / f"{job.id}.json", result)
     files = {str(p.relative_to(out)): sha256_file(p) for p in sorted(out.rglob("*")) if p.is_file()}
     manifest = {"format": EXPORT_FORMAT, "campaign_id": campaign_id, "created_at": now(),
