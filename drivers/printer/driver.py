@@ -78,7 +78,7 @@ class MarlinDriver:
     def __init__(self, port: str, *, baud: int = 250000, rx_buffer: int = 128, flow: FlowMode = "auto",
                  limits: PrinterLimits | None = None, report_interval_s: float = 2.0,
                  response_timeout_s: float = 10.0, busy_limit_s: float | None = None,
-                 pacing: bool = True, max_resends_per_line: int = 25) -> None:
+                 pacing: bool = True, pacing_window_s: float = 0.0025, max_resends_per_line: int = 25) -> None:
         self.port = port
         self.baud = baud
         self.rx_buffer = rx_buffer
@@ -89,6 +89,7 @@ class MarlinDriver:
         self.response_timeout_s = response_timeout_s
         self.busy_limit_s = busy_limit_s
         self.pacing = pacing
+        self.pacing_window_s = pacing_window_s
         self.max_resends_per_line = max_resends_per_line
         self.firmware = FirmwareInfo()
         self.temperatures: dict[str, float] = {}
@@ -272,7 +273,7 @@ class MarlinDriver:
                 # Keep at most ~2.5 ms (or 1.5 lines) queued ahead of the wire: enough to keep it busy,
                 # little enough that an emergency stop is not stuck behind a queue.
                 line_time = size * self._byte_time
-                window = max(0.0025, 1.5 * line_time)
+                window = max(self.pacing_window_s, 1.5 * line_time)
                 backlog = self._wire_free_at - now
                 if backlog > 0 and backlog + line_time > window:
                     self._schedule_pump(self._wire_free_at - (window - line_time))
