@@ -24,7 +24,9 @@ E_refute >= 1/alpha, where E_refute tests "delta = m / assumed sd" against small
 "differ", both one-sided e-values against +m and -m must reach 1/alpha: an intersection-union
 test). Either error is then at most alpha, whenever the campaign stops. The minimum effect is
 standardised with the hypothesis's assumed CV, the only place an assumption enters an analysis.
-If the budget runs out first, the verdict is inconclusive.
+If the budget runs out first, the verdict is inconclusive. An effect established in the predicted
+direction (E_support >= 1/alpha) whose fixed-sample CI ends short of m is not support: the campaign
+continues until E_refute decides, and a budget spent in that state ends as refuted.
 """
 
 from __future__ import annotations
@@ -231,8 +233,20 @@ def sequential_decision(h: Hypothesis, observations: list[Observation], budget_l
         e_support = e_value(base, treat, "less")
         e_refute = e_value(base, treat, "greater", null_delta=-delta_m)
     if e_support >= threshold:
-        return SequentialDecision(stop=True, verdict="supported", e_support=e_support, e_refute=e_refute,
-                                  threshold=threshold, reason=f"E_support = {e_support:.3g} >= {threshold:g}")
+        # An effect in the predicted direction is established; it supports "at least m" only while the
+        # data still reach m. A real but smaller effect is not support (refuted takes precedence, as
+        # in the fixed-sample rule): keep measuring until E_refute decides or the budget runs out.
+        fixed = analyse(h, observations)
+        if fixed.verdict != "refuted":
+            return SequentialDecision(stop=True, verdict="supported", e_support=e_support, e_refute=e_refute,
+                                      threshold=threshold, reason=f"E_support = {e_support:.3g} >= {threshold:g}")
+        if e_refute < threshold:
+            if budget_left:
+                return SequentialDecision(
+                    stop=False, verdict=None, e_support=e_support, e_refute=e_refute, threshold=threshold,
+                    reason=f"continue: an effect exists but smaller than claimed so far ({fixed.reason})")
+            return SequentialDecision(stop=True, verdict="refuted", e_support=e_support, e_refute=e_refute,
+                                      threshold=threshold, reason=f"budget spent: {fixed.reason}")
     if e_refute >= threshold:
         return SequentialDecision(stop=True, verdict="refuted", e_support=e_support, e_refute=e_refute,
                                   threshold=threshold, reason=f"E_refute = {e_refute:.3g} >= {threshold:g}")

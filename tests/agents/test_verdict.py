@@ -126,3 +126,18 @@ def test_curve_distance():
     assert curve_distance(x, y + 2.0, list(x[::5]), list(y[::5])) == pytest.approx(2.0, abs=1e-9)
     # Past the measured break the measured stress counts as zero.
     assert curve_distance(x[:50], y[:50], [6.0, 7.0], [10.0, 10.0]) == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sequential_never_supports_a_real_effect_smaller_than_claimed(hypothesis_data, seed):
+    """A true +8 % effect (CV 3 %) against a claim of "at least +20 %": detected, but never supported."""
+    hypothesis_data["sequential"] = {"batch_size": 2}
+    hypothesis_data["prediction"] = {"direction": "increase", "minimum_effect": 0.2}
+    h = parse_hypothesis(hypothesis_data)
+    rng = np.random.default_rng(300 + seed)
+    base, treat = synthetic(rng, 16, 1.08, cv=0.03)
+    for n in range(2, 17, 2):
+        d = sequential_decision(h, observations(base[:n], treat[:n]), budget_left=n < 16)
+        if d.stop:
+            break
+    assert d.stop and d.verdict == "refuted", d.reason
