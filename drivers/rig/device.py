@@ -137,7 +137,7 @@ class RigDevice:
             try:
                 curve = await self.driver.run_test(params, on_samples=self._publisher(specimen_id),
                                                    specimen_id=specimen_id, specimen_type=spec.name,
-                                                   timeout_s=real_time_bound_s(params))
+                                                   timeout_s=self.driver.test_timeout_s or real_time_bound_s(params))
             finally:
                 # An estop's status stands until reset; a firmware fault is latched on the rig too.
                 if not self._estopped:

@@ -51,12 +51,14 @@ class RigFault(RigError):
 
 class RigDriver:
     def __init__(self, port: str, *, baudrate: int = 921600, keepalive_s: float = 0.4,
-                 command_timeout_s: float = 10.0, batch_interval_s: float = 0.1) -> None:
+                 command_timeout_s: float = 10.0, batch_interval_s: float = 0.1,
+                 test_timeout_s: float | None = None) -> None:
         self.port = port
         self.baudrate = baudrate
         self.keepalive_s = keepalive_s
         self.command_timeout_s = command_timeout_s
         self.batch_interval_s = batch_interval_s
+        self.test_timeout_s = test_timeout_s
         self.identity: FirmwareIdentity | None = None
         self.limits: dict[str, float] = {}
         self.link = LinkStats()
@@ -357,7 +359,7 @@ class RigDriver:
             first_seq, start_steps = int(fields["seq"]), int(fields["steps"])
             flusher = asyncio.create_task(self._flush_batches(frames, on_samples))
             try:
-                end = await self._wait_end(params, timeout_s)
+                end = await self._wait_end(params, timeout_s if timeout_s is not None else self.test_timeout_s)
             finally:
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

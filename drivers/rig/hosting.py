@@ -23,10 +23,12 @@ from .driver import RigDriver
 
 @contextlib.asynccontextmanager
 async def hosted_rig(url: str | None, port: str, device_id: str = "rig-1", *, simulated: bool = False,
-                     compliance: Any = None, out_dir: str | Path = "results/rig",
-                     bus: Any = None) -> AsyncIterator[tuple[RigDevice, DeviceHost]]:
-    """Open the rig on `port`, wrap it as a RigDevice and host it on the bus (`bus`, or a new client of `url`)."""
-    async with RigDriver(port) as driver:
+                     compliance: Any = None, out_dir: str | Path = "results/rig", bus: Any = None,
+                     **driver_options: Any) -> AsyncIterator[tuple[RigDevice, DeviceHost]]:
+    """Open the rig on `port`, wrap it as a RigDevice and host it on the bus (`bus`, or a new client of `url`).
+
+    `driver_options` go to RigDriver (e.g. test_timeout_s, keepalive_s)."""
+    async with RigDriver(port, **driver_options) as driver:
         device = RigDevice(driver, device_id, simulated=simulated, compliance=compliance, out_dir=out_dir)
         if bus is not None:
             async with DeviceHost(bus, device) as host:
@@ -38,8 +40,8 @@ async def hosted_rig(url: str | None, port: str, device_id: str = "rig-1", *, si
 
 @contextlib.asynccontextmanager
 async def simulated_rig(url: str | None, device_id: str = "rig-1", config: Any = None, *,
-                        compliance: Any = "frame", out_dir: str | Path = "results/rig",
-                        bus: Any = None) -> AsyncIterator[tuple[Any, RigDevice, DeviceHost]]:
+                        compliance: Any = "frame", out_dir: str | Path = "results/rig", bus: Any = None,
+                        **driver_options: Any) -> AsyncIterator[tuple[Any, RigDevice, DeviceHost]]:
     """A RigSimulator on a PTY, hosted like real hardware. compliance="frame" uses the simulated frame's stiffness."""
     from simulators.rig import RigSimConfig, RigSimulator
 
@@ -50,5 +52,5 @@ async def simulated_rig(url: str | None, device_id: str = "rig-1", config: Any =
         compliance = ComplianceTable.from_stiffness(config.frame_stiffness_n_per_mm)
     async with RigSimulator(config) as sim:
         async with hosted_rig(url, sim.port_path, device_id, simulated=True, compliance=compliance, out_dir=out_dir,
-                              bus=bus) as (device, host):
+                              bus=bus, **driver_options) as (device, host):
             yield sim, device, host

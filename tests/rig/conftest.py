@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -26,7 +28,7 @@ async def rig(**config: object) -> AsyncIterator[tuple[RigSimulator, RigDriver]]
     """A simulator (fast by default: x100 at 200 Hz) and an open driver on its PTY."""
     settings = {"speed": 100.0, "adc_hz": 200.0} | config
     async with RigSimulator(RigSimConfig(**settings)) as sim:
-        async with RigDriver(sim.port_path) as driver:
+        async with RigDriver(sim.port_path, test_timeout_s=45) as driver:
             try:
                 yield sim, driver
             except BaseException:
@@ -34,7 +36,11 @@ async def rig(**config: object) -> AsyncIterator[tuple[RigSimulator, RigDriver]]
                 print(f"rig state at failure: firmware={sim.firmware.state} fault={sim.firmware.fault!r} "
                       f"test={sim.firmware.test} rate={sim.hw.motor_rate()} crosshead={sim.hw.crosshead_mm} mm "
                       f"force={sim.hw.force_n:.2f} N frames_sent={sim.hw.frames_sent} link={driver.link} "
-                      f"events_queued={driver._events.qsize()} sim_alive={not sim._task.done()}")
+                      f"events_queued={driver._events.qsize()} sim_alive={not sim._task.done()} "
+                      f"sim_us={sim.hw.now_us} backlog={len(sim._backlog)} outbox={len(sim.hw.outbox)} "
+                      f"inbox={list(sim.hw.inbox)[:5]}")
+                for task in asyncio.all_tasks():
+                    task.print_stack(limit=3, file=sys.stdout)
                 raise
 
 
