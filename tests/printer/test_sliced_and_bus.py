@@ -93,3 +93,5 @@ async def test_simulated_printer_helper_gives_a_connected_device(tmp_path):
         assert (await device.home(axes="XY"))["homed"] == "XY"
         moved = await device.jog(x=5.0, feedrate=1200)
         assert moved["target"]["x"] == 5.0
+        report = await device.simulator_report()
+        assert report["executed_count"] >= 6 and report["planner_underruns"] == 0 and "executed" not in report
