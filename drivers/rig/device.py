@@ -51,6 +51,9 @@ def real_time_bound_s(params: RigTestParams) -> float:
     return minutes * 60 * 1.5 + 60
 
 
+MAX_FRAMES_PER_MESSAGE = 1000  # ~60 kB of JSON, a quarter of the bus's 256 KiB limit
+
+
 class RigDevice:
     def __init__(self, driver: RigDriver, device_id: str = "rig-1", *, simulated: bool = False,
                  compliance: Any = None, out_dir: str | Path = "results/rig", host: str | None = None) -> None:
@@ -155,6 +158,9 @@ class RigDevice:
             "raw_csv": str(raw_csv), "metadata_json": str(meta_path), "end_reason": curve.end_reason,
             "fault": curve.fault, "points": curve.points, "peak_force_n": curve.peak_force_n,
             "complete": curve.complete, "link": curve.link.model_dump(), "firmware": curve.firmware.label,
+            # The machine's own compliance travels with the curve: whoever re-analyses the raw data
+            # must subtract it, or a stiff specimen's modulus is badly underestimated.
+            "compliance": self.compliance.model_dump(mode="json") if self.compliance is not None else None,
         }
         if analyse and curve.fault is None:
             result.update(self._analyse(curve, test_method, spec, directory, meta))
@@ -189,11 +195,15 @@ class RigDevice:
         async def publish(batch: list[Frame]) -> None:
             if self.emit is None or not batch:
                 return
-            await self.emit("force", {
-                "specimen_id": specimen_id, "seq": [f.seq for f in batch],
-                "t_s": [f.t_us / 1e6 for f in batch], "steps": [f.steps for f in batch],
-                "force_n": [f.force_n for f in batch], "steps_per_mm": self.driver.identity.steps_per_mm if
-                self.driver.identity else None})
+            # A slow host can gather thousands of frames between two publishes; chunk them so each
+            # message stays far below the bus's payload limit.
+            for start in range(0, len(batch), MAX_FRAMES_PER_MESSAGE):
+                chunk = batch[start:start + MAX_FRAMES_PER_MESSAGE]
+                await self.emit("force", {
+                    "specimen_id": specimen_id, "seq": [f.seq for f in chunk],
+                    "t_s": [f.t_us / 1e6 for f in chunk], "steps": [f.steps for f in chunk],
+                    "force_n": [f.force_n for f in chunk], "steps_per_mm": self.driver.identity.steps_per_mm if
+                    self.driver.identity else None})
         return publish
 
     def _exclusive(self, action: str) -> asyncio.Lock:

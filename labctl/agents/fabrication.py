@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from protocols.specimens import effective_length_mm, get_specimen
+from protocols.specimens import get_specimen
 
 from ..jobs import Artefact, JobResult, JobSpec, StepSpec
 from .capabilities import MATERIALS, LabCapabilities
@@ -180,18 +180,21 @@ class Fabrication:
 
     # -- job -> measurement -----------------------------------------------------------------------
     def measure(self, run: Run, hypothesis: Hypothesis, result: JobResult) -> Measurement:
-        from ..analysis import AnalysisError, CurveFormatError, analyze, read_curve_csv
+        from ..analysis import AnalysisError, ComplianceTable, CurveFormatError, analyze_specimen, read_curve_csv
 
         curve_art = next((a for a in result.artefacts.values() if a.kind == "raw_curve"), None)
         raw = curve_art.path if curve_art is not None else result.results.get("test", {}).get("raw_csv")
         if raw is None:
             raise MeasurementError(f"job {result.job_id}: the test produced no raw curve")
         spec = get_specimen(run.parameters.specimen_type)
+        test = result.results.get("test", {})
         try:
-            # Crosshead strain: travel over the effective length, not the gauge length (no extensometer).
-            analysis = analyze(read_curve_csv(raw), spec.width_mm, spec.thickness_mm,
-                               effective_length_mm(spec), specimen_id=run.run_id)
-        except (AnalysisError, CurveFormatError) as exc:
+            # The rig's compliance (if it reports one) is subtracted; the method fixes the strain basis
+            # (crosshead travel over the effective length, narrow-section strain after the modulus fit).
+            compliance = ComplianceTable.model_validate(test["compliance"]) if test.get("compliance") else None
+            analysis = analyze_specimen(read_curve_csv(raw), spec, test.get("method") or method_for(run.parameters),
+                                        compliance=compliance, specimen_id=run.run_id)
+        except (AnalysisError, CurveFormatError, ValueError) as exc:
             raise MeasurementError(f"job {result.job_id}: {exc}") from None
         r = analysis.result
         strain_pct, stress = analysis.strain * 100, analysis.stress_mpa
