@@ -244,7 +244,7 @@ class RigSimulator:
         sim0 = hw.now_us
         while True:
             due = sim0 + (time.monotonic() - wall0) * speed * 1e6
-            budget = 2000
+            budget = 500  # ticks between yields, so the host side stays responsive
             while hw.now_us + tick_us <= due and budget:
                 hw.advance(tick_us)
                 firmware.poll()

@@ -29,6 +29,8 @@ async def rig(**config: object) -> AsyncIterator[tuple[RigSimulator, RigDriver]]
     settings = {"speed": 100.0, "adc_hz": 200.0} | config
     async with RigSimulator(RigSimConfig(**settings)) as sim:
         async with RigDriver(sim.port_path, test_timeout_s=45) as driver:
+            # A loaded CI machine can stall the loop for a while; only the watchdog test wants it short.
+            await driver.set_limits(wdt=10000)
             try:
                 yield sim, driver
             except BaseException:

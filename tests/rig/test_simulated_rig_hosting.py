@@ -16,6 +16,7 @@ async def test_campaign_sees_the_blend_effect_the_ground_truth_defines(tmp_path)
     config = RigSimConfig(speed=100, adc_hz=200, failure="brittle")
     async with simulated_rig(url, "rig-1", config, out_dir=tmp_path, test_timeout_s=45) as (sim, device, host), \
             connect(url, client_id="engine") as engine:
+        await device.driver.set_limits(wdt=10000)      # robust on a loaded machine
         plan = {f"B{b}-{n}": b for b in (10, 30) for n in range(2)}
         # Queued in one order, tested in another: each test pulls the specimen it names.
         for seed, (specimen_id, blend) in enumerate(plan.items()):
