@@ -40,6 +40,7 @@ _RESEND = re.compile(r"^(?:Resend:|rs)\s*N?(\d+)", re.IGNORECASE)
 _ADV_OK = re.compile(r"^ok\s+N(-?\d+)")
 _TEMP = re.compile(r"(T\d?|B):\s*(-?[\d.]+)\s*/\s*(-?[\d.]+)")
 HISTORY = 4096
+_GARBLED_NEWLINE = re.compile("[\x02\x08\x0b\x0e\x1a\x8a]")
 
 
 class PrinterError(RuntimeError):
@@ -318,6 +319,13 @@ class MarlinDriver:
     def _on_line(self, line: str) -> None:
         if not line:
             return
+        if _GARBLED_NEWLINE.search(line):
+            # A newline with one flipped bit joins two lines; Marlin never sends these bytes.
+            for part in _GARBLED_NEWLINE.split(line):
+                self._on_line(part.strip())
+            return
+        if len(line) == 2 and line != "ok" and (line[0] == "o" or line[1] == "k"):
+            line = "ok"    # one flipped bit in an "ok": losing it would cost credit until the next sync
         if not line.startswith(("T:", "T0:", "B:")):
             self._last_rx = time.monotonic()   # temperature reports say nothing about our lines
         if line.startswith("ok"):
@@ -375,13 +383,15 @@ class MarlinDriver:
                     self._ack(entry)
                     if entry.line_number == acked_n:
                         break
-        elif "T:" in line and any(code_of(e.command) == "M105" for e in in_flight):
-            # An M105 reply: everything sent before that M105 has been processed (FIFO).
-            while in_flight:
-                entry = in_flight.popleft()
-                self._ack(entry)
-                if code_of(entry.command) == "M105":
-                    break
+        elif "T:" in line:
+            # An M105 reply: everything sent before that M105 has been processed (FIFO). A reply with
+            # no M105 in flight belongs to a sync we already wrote off; it acknowledges nothing.
+            if any(code_of(e.command) == "M105" for e in in_flight):
+                while in_flight:
+                    entry = in_flight.popleft()
+                    self._ack(entry)
+                    if code_of(entry.command) == "M105":
+                        break
         elif in_flight:
             self._ack(in_flight.popleft())
         self._pump()
@@ -539,7 +549,12 @@ class MarlinDriver:
 
     def _sync(self) -> None:
         if self._sync_outstanding is not None and time.monotonic() - self._sync_sent_at > 1.0:
-            self._sync_outstanding = None       # its reply was lost or garbled: try again
+            # Its reply was lost or garbled: write it off (left in flight, it would shift every later
+            # reply by one and, with one line in flight, block the stream) and try again.
+            with contextlib.suppress(ValueError):
+                self._in_flight.remove(self._sync_outstanding)
+                self._in_flight_bytes -= len(self._sync_outstanding.data)
+            self._sync_outstanding = None
         if self._link is None or not self._link.is_open or self._sync_outstanding is not None:
             return
         self._sync_sent_at = time.monotonic()
