@@ -64,3 +64,14 @@ async def test_handshake_reads_capabilities_and_reports_degradations(make_printe
     assert info.has("AUTOREPORT_TEMP") and not info.has("EMERGENCY_PARSER")
     notes = " ".join(info.degradations())
     assert "EMERGENCY_PARSER" in notes and "ADVANCED_OK" in notes
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+async def test_heavy_noise_with_lost_oks_still_executes_each_line_once(make_printer, seed):
+    gcode = arc_gcode(250, feed_mm_min=6000)
+    faults = FaultConfig(bit_error_rate=0.04, drop_ok_rate=0.01, seed=seed)
+    async with make_printer(faults=faults) as (sim, driver):
+        result = await driver.print_lines(gcode)
+    assert result.state == "done", result.error
+    assert after_handshake(numbered_commands(sim)) == gcode
+    assert sim.fw.line_errors > 0
