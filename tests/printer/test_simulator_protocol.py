@@ -110,3 +110,18 @@ def test_cli_simulator_writes_its_report_and_resets_on_sigusr1(tmp_path):
     data = json.loads(report.read_text())
     assert data["resets"] == 1 and data["config"]["baud"] == 115200
     assert not link.exists()
+
+
+async def test_m0_waits_for_the_user_with_host_actions_until_m108(tmp_path):
+    async with MarlinSimulator(SimulatorConfig(keepalive_s=2.0, speed=10), link=tmp_path / "p") as sim:
+        host = RawHost(sim.port_path)
+        await host.lines_until("echo:Hardcoded Default Settings Loaded")
+        host.send(frame(0, "M110 N0") + frame(1, "M0"))
+        lines = await host.lines_until("echo:busy: paused for user")
+        assert lines == ["ok", "//action:paused", "echo:busy: paused for user"]
+        host.send(b"M108\n")                  # emergency parser: M108 releases the wait at once
+        await asyncio.sleep(0.2)
+        lines = [line for line in await host.lines_until("ok", timeout=3) if not line.startswith("echo:busy")]
+        assert lines == ["//action:resumed", "ok", "ok"]      # M0 finishes, then M108 is acknowledged
+        assert sim.executed_commands[-2:] == ["M0", "M108"]
+        host.close()
