@@ -69,6 +69,7 @@ class Lab:
     bus: Bus | None = None
     engine: JobEngine | None = None
     service: Any = None
+    registry: Any = None
     devices: list[Any] = field(default_factory=list)
     simulators: list[Any] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
@@ -103,6 +104,7 @@ class Lab:
         stack = self._stack
         assert self.bus is not None
         directory = await stack.enter_async_context(BusDirectory(self.bus))
+        self.registry = directory.registry
         for device in self.devices:
             await directory.registry.wait_for(device.info.id, "online", timeout=30)
         store = Store(self.workdir / "jobs.db")
@@ -175,11 +177,30 @@ class SimulatedLab(Lab):
         await self._start_controller()
 
 
-async def run_hypothesis(lab: Lab, hypothesis: Any, *, agent: Any, on_event: Callable[[str, dict], Awaitable[None]] | None = None,
-                         timeout: float = 900.0) -> dict[str, Any]:
-    """Submit a hypothesis through the protocol layer (as an MCP client would) and wait for its verdict."""
-    service = lab.service
-    submitted = await service.submit(agent, hypothesis)
-    campaign_id = submitted["campaign_id"] if isinstance(submitted, dict) else submitted.campaign_id
-    await service.wait(campaign_id, timeout=timeout)
-    return await service.campaign_status(agent, campaign_id)
+def ground_truth(hypothesis: Any) -> dict[str, Any] | None:
+    """What the simulated lab's material model says the answer is (None if it has no closed form).
+
+    The true effect of the tested factor, treatment vs baseline, with every other factor at its first
+    level, and the verdict an infallible experiment would reach: supported when the true effect is in
+    the predicted direction and at least the claimed minimum, else refuted.
+    """
+    from labctl.agents.simlab import material_params
+    from simulators.rig import true_properties
+
+    field_of = {"modulus": "modulus_mpa", "strength": "tensile_strength_mpa"}
+    if hypothesis.response not in field_of or hypothesis.prediction.direction == "differ":
+        return None
+    tested = hypothesis.tested_factor()
+    others = {f.name: f.levels[0] for f in hypothesis.factors if f.name != tested.name}
+
+    def truth(level: Any) -> float:
+        params = hypothesis.parameters_for({**others, tested.name: level}).model_dump(mode="json")
+        return getattr(true_properties(material_params(params)), field_of[hypothesis.response])
+
+    base, treat = truth(hypothesis.baseline_level()), truth(hypothesis.treatment_level())
+    relative = hypothesis.prediction.scale == "relative"
+    effect = treat / base - 1 if relative else treat - base
+    sign = 1.0 if hypothesis.prediction.direction == "increase" else -1.0
+    verdict = "supported" if sign * effect >= hypothesis.prediction.minimum_effect else "refuted"
+    return {"baseline": base, "treatment": treat, "effect": effect, "scale": "relative" if relative else "absolute",
+            "minimum_effect": hypothesis.prediction.minimum_effect, "verdict": verdict}

@@ -164,6 +164,13 @@ class RigDevice:
         }
         if analyse and curve.fault is None:
             result.update(self._analyse(curve, test_method, spec, directory, meta))
+        # Files a job engine keeps (hashed) as the test's artefacts, for provenance.
+        result["artefacts"] = [{"name": name, "kind": kind, "uri": result[key]}
+                               for name, kind, key in (("curve", "raw_curve", "raw_csv"),
+                                                       ("test_metadata", "results", "metadata_json"),
+                                                       ("results", "results", "results_json"),
+                                                       ("plot", "other", "plot_png"))
+                               if result.get(key)]
         return result
 
     def _analyse(self, curve: RawCurve, method: Any, spec: Any, directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
