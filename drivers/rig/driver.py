@@ -75,6 +75,8 @@ class RigDriver:
         self._preloaded: int | None = None
         self._closed = asyncio.Event()
         self._link_error: RigError | None = None
+        self._closing = False
+        self._silent = False
 
     # ----- connection --------------------------------------------------------------------------
     async def __aenter__(self) -> RigDriver:
@@ -101,10 +103,9 @@ class RigDriver:
         return identity
 
     async def close(self) -> None:
+        self._closing = True
         if self._keepalive is not None:
-            self._keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keepalive
+            await _cancel(self._keepalive)
             self._keepalive = None
         if self._serial is not None:
             with contextlib.suppress(Exception):
@@ -115,13 +116,15 @@ class RigDriver:
 
     def pause_keepalive(self) -> None:
         """Stop feeding the rig's watchdog (the rig will stop a moving crosshead); for tests of it."""
+        self._silent = True
         if self._keepalive is not None:
             self._keepalive.cancel()
-            self._keepalive = None
 
     async def _keepalive_loop(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self.keepalive_s)
+            if self._silent:
+                return
             try:
                 await self.command("PING", timeout=max(2.0, self.keepalive_s * 4))
             except RigError as exc:
@@ -231,7 +234,10 @@ class RigDriver:
             self._pending = (verb, future)
             try:
                 self._write(line)
-                reply = await asyncio.wait_for(future, timeout or self.command_timeout_s)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races
+                # the reply, which left close() waiting forever on the keepalive task.
+                async with asyncio.timeout(timeout or self.command_timeout_s):
+                    reply = await future
             except asyncio.TimeoutError:
                 raise RigError(f"rig on {self.port}: no reply to {verb} within "
                                f"{timeout or self.command_timeout_s:g} s "
@@ -304,7 +310,8 @@ class RigDriver:
         while True:
             if self._link_error is not None:
                 raise self._link_error
-            event = await asyncio.wait_for(self._events.get(), timeout)
+            async with asyncio.timeout(timeout):
+                event = await self._events.get()
             if event.name == "LINK_LOST":
                 raise RigError(f"rig port {self.port} lost: {event.fields['why']}")
             if event.name in names:
@@ -361,9 +368,7 @@ class RigDriver:
             try:
                 end = await self._wait_end(params, timeout_s if timeout_s is not None else self.test_timeout_s)
             finally:
-                flusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await flusher
+                await _cancel(flusher)
         finally:
             self._collector = None
         if on_samples is not None:
@@ -423,3 +428,12 @@ class RigDriver:
                 batch = frames[self._flushed:upto]
                 self._flushed = upto
                 await on_samples(batch)
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    """Cancel and wait; repeat if the task swallowed the cancellation (possible with 3.11's wait_for)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()
