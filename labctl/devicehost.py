@@ -141,6 +141,11 @@ class DeviceHost:
                                DeviceState(device=self.info, status=self.status, detail=self.detail), retain=True)
 
     async def set_status(self, status: str, **detail: Any) -> None:
+        if self.status == "estopped" and status not in ("online", "offline"):
+            # An emergency stop stands until the device is reset (which reports "online"); the
+            # device's own consequences of it (halted, fault) are kept as detail, not as the status.
+            detail = {**self.detail, "device_status": status, **detail}
+            status = "estopped"
         self.status = status
         self.detail = detail
         await self.announce()

@@ -24,6 +24,7 @@ from .devicehost import DeviceHost, command
 from .jobs import BusDirectory, JobEngine, Store
 
 DesignLookup = Callable[[str], dict[str, Any] | None]
+STORE_NAME = "labctl.db"  # where `labctl jobs`, `approve`, `handoff` look by default (labctl-data/labctl.db)
 
 
 @dataclass
@@ -76,6 +77,10 @@ class Lab:
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
+    def from_config(cls, config: Any, *, bus_url: str) -> "ConfiguredLab":
+        return ConfiguredLab(Path(config.storage.dir), bus_url, config=config)
+
+    @classmethod
     def simulated(cls, workdir: str | Path, *, printers: int = 3, bus_url: str | None = None, seed: int = 0,
                   speeds: SimulationSpeeds | None = None) -> "SimulatedLab":
         return SimulatedLab(Path(workdir), bus_url or f"memory://lab-{uuid.uuid4().hex[:8]}", printers=printers,
@@ -107,7 +112,7 @@ class Lab:
         self.registry = directory.registry
         for device in self.devices:
             await directory.registry.wait_for(device.info.id, "online", timeout=30)
-        store = Store(self.workdir / "jobs.db")
+        store = Store(self.workdir / STORE_NAME)
         stack.callback(store.close)
         self.engine = await stack.enter_async_context(JobEngine(store, self.bus, directory=directory,
                                                                 poll_interval=0.05))
@@ -117,6 +122,11 @@ class Lab:
         self.service = await stack.enter_async_context(LabService(
             self.engine, self.workdir, lab=lab, devices=devices, fabrication=Fabrication(formulation_deck=deck),
             audit=AuditLog(self.workdir / "audit.jsonl")))
+
+    async def _host(self, device: Any) -> None:
+        assert self.bus is not None
+        await self._stack.enter_async_context(DeviceHost(self.bus, device))
+        self.devices.append(device)
 
     def design_for(self, specimen_id: str) -> dict[str, Any] | None:
         """The parameters a specimen was printed with, from its job (for the simulated hand-over)."""
@@ -133,11 +143,6 @@ class SimulatedLab(Lab):
     printers: int = 3
     seed: int = 0
     speeds: SimulationSpeeds = field(default_factory=SimulationSpeeds)
-
-    async def _host(self, device: Any) -> None:
-        assert self.bus is not None
-        await self._stack.enter_async_context(DeviceHost(self.bus, device))
-        self.devices.append(device)
 
     async def _start(self) -> None:
         from drivers.liquid_handler import LiquidHandlerConfig, LiquidHandlerDevice
@@ -175,6 +180,75 @@ class SimulatedLab(Lab):
             LiquidHandlerConfig(id="liquid-1", backend_options={"speed": speeds.liquid_handler})))
         await self._host(liquid)
         await self._start_controller()
+
+
+@dataclass
+class ConfiguredLab(Lab):
+    """Devices from a lab configuration (lab.toml): real hardware, or simulators a config points at."""
+
+    config: Any = None
+
+    async def _start(self) -> None:
+        self.bus = await self._stack.enter_async_context(connect(self.bus_url, client_id="labctl-controller"))
+        for device_config in self.config.devices:
+            device = await self._stack.enter_async_context(_open_device(device_config, self.workdir))
+            await self._host(device)
+        await self._start_controller()
+
+
+@contextlib.asynccontextmanager
+async def _open_device(cfg: Any, workdir: Path):
+    """A device object for one [[devices]] entry, connected; the driver is chosen by name."""
+    import importlib
+
+    from .config import ConfigError
+
+    def need(field_name: str) -> Any:
+        value = getattr(cfg, field_name)
+        if value is None:
+            raise ConfigError(f"devices[{cfg.id}]: driver {cfg.driver!r} needs `{field_name}`")
+        return value
+
+    if cfg.driver == "marlin":
+        from drivers.printer import PrinterDevice, PrinterLimits
+
+        limits = PrinterLimits.model_validate(cfg.limits) if cfg.limits else None
+        async with PrinterDevice(cfg.id, need("port"), baud=cfg.baud or 250000, limits=limits,
+                                 simulated=cfg.simulated, **cfg.options) as device:
+            yield device
+    elif cfg.driver == "labctl-rig":
+        from drivers.rig import RigDevice, RigDriver
+        from labctl.analysis import ComplianceTable, read_compliance_csv
+
+        compliance = cfg.options.get("compliance_csv")
+        table = read_compliance_csv(compliance) if compliance else (
+            ComplianceTable.from_stiffness(cfg.options["frame_stiffness_n_per_mm"])
+            if "frame_stiffness_n_per_mm" in cfg.options else None)
+        async with RigDriver(need("port")) as driver:
+            yield RigDevice(driver, cfg.id, simulated=cfg.simulated, compliance=table, out_dir=workdir / cfg.id)
+    elif cfg.driver == "pylabrobot":
+        from drivers.liquid_handler import LiquidHandlerConfig, LiquidHandlerDevice
+
+        async with LiquidHandlerDevice(LiquidHandlerConfig(id=cfg.id, **cfg.options)) as device:
+            yield device
+    elif cfg.driver == "opentrons-http":
+        from drivers.opentrons import OpentronsConfig, OpentronsDevice
+
+        async with OpentronsDevice(OpentronsConfig(id=cfg.id, url=need("url"), simulated=cfg.simulated,
+                                                   **cfg.options)) as device:
+            yield device
+    elif ":" in cfg.driver:
+        module, _, attr = cfg.driver.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+        device = factory(cfg)
+        if hasattr(device, "__aenter__"):
+            async with device as entered:
+                yield entered
+        else:
+            yield device
+    else:
+        raise ConfigError(f"devices[{cfg.id}]: unknown driver {cfg.driver!r}; use marlin, labctl-rig, pylabrobot, "
+                          "opentrons-http or module.path:factory")
 
 
 def ground_truth(hypothesis: Any) -> dict[str, Any] | None:

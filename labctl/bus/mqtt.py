@@ -43,7 +43,7 @@ class MqttBus(Bus):
         if self.will is not None:
             topic, message = self.will
             will = aiomqtt.Will(topic, encode(message), qos=1, retain=True)
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.url.host, self.url.port,
             username=self.url.username, password=self.url.password,
             identifier=self.client_id, will=will, clean_session=not self.persistent,
@@ -52,6 +52,9 @@ class MqttBus(Bus):
             # Small request/reply packets must not wait for Nagle + delayed ACK (~40 ms each way).
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
+        # Telemetry bursts keep dozens of QoS 1 publishes in flight by design; aiomqtt would warn at 10.
+        client.pending_calls_threshold = 10_000
+        return client
 
     async def _transport_connect(self) -> None:
         self._runner = asyncio.create_task(self._run(), name=f"mqtt-{self.client_id}")

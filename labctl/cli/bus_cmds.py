@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -17,39 +20,98 @@ from .common import EXIT_BAD_INPUT, EXIT_UNREACHABLE, BrokerOption, JsonOption, 
 
 @app.command()
 def serve(
+    config: Optional[Path] = typer.Option(None, "--config", help="Lab configuration (TOML): devices, broker, storage."),
+    sim: bool = typer.Option(False, "--sim", help="Start a whole simulated lab: printers, a liquid handler, a rig."),
+    printers: int = typer.Option(3, "--printers", min=1, max=20, help="Simulated printers (with --sim)."),
     broker: Optional[str] = typer.Option(
         None, "--broker", envvar="LABCTL_BROKER",
         help="Use this external broker (mqtt://[user:pass@]host:port) instead of starting the embedded one."),
     listen: str = typer.Option("127.0.0.1:1883", "--listen", help="host:port for the embedded broker."),
+    workdir: Optional[Path] = typer.Option(None, "--workdir",
+                                           help="Job store, results and exports (default: the config's storage.dir, "
+                                                "else ./labctl-data)."),
+    mcp_listen: str = typer.Option("127.0.0.1:8765", "--mcp-listen", help="host:port of the MCP HTTP endpoint."),
+    tokens: Optional[Path] = typer.Option(None, "--tokens", envvar="LABCTL_MCP_TOKENS",
+                                          help="Agent tokens (JSON) for the MCP HTTP endpoint; without it the "
+                                               "endpoint is not started."),
 ) -> None:
-    """Run the controller: the embedded MQTT broker (amqtt) unless --broker names an external one.
+    """Run the controller: broker, device hosts, job engine and the agents' MCP HTTP endpoint.
 
-    Example: labctl serve --listen 0.0.0.0:1883
+    Without --config or --sim it runs the broker only (device hosts then join from other machines).
+
+    Example: labctl serve --sim --tokens agents.json
     """
     from ..bus.broker import EmbeddedBroker
+    from ..config import ConfigError, LabConfig, load_config
+
+    try:
+        lab_config = load_config(config) if config else LabConfig()
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    broker = broker or lab_config.broker.url
+    if lab_config.broker.listen and listen == "127.0.0.1:1883":
+        listen = lab_config.broker.listen
+    data_dir = workdir or lab_config.storage.dir
 
     async def _serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        if broker:
-            url = parse_broker_url(broker)
-            async with connect(url, client_id="labctl-controller"):
-                console.print(f"controller connected to {url}")
-                await stop.wait()
-            return
-        host, _, port = listen.rpartition(":")
-        async with EmbeddedBroker(host or "127.0.0.1", int(port)) as embedded:
-            console.print(f"embedded MQTT broker listening on {embedded.url}; Ctrl-C stops it")
+        async with contextlib.AsyncExitStack() as stack:
+            if broker:
+                url = broker  # as given: str(BrokerURL) hides the password
+                console.print(f"using the broker at {parse_broker_url(broker)}")
+            else:
+                host, _, port = listen.rpartition(":")
+                embedded = await stack.enter_async_context(EmbeddedBroker(host or "127.0.0.1", int(port)))
+                url = str(embedded.url)
+                console.print(f"embedded MQTT broker listening on {embedded.url}")
+            if sim or lab_config.devices:
+                from ..lab import Lab
+
+                lab = Lab.simulated(data_dir, printers=printers, bus_url=url) if sim else \
+                    Lab.from_config(lab_config, bus_url=url)
+                await stack.enter_async_context(lab)
+                names = ", ".join(d.info.id for d in lab.devices)
+                console.print(f"devices online: {names}; job store {data_dir / 'labctl.db'}")
+                if tokens:
+                    await stack.enter_async_context(_mcp_http(lab.service, tokens, mcp_listen))
+                    console.print(f"MCP endpoint (streamable HTTP): http://{mcp_listen}/mcp")
+            console.print("ready; Ctrl-C stops")
+            sys.stdout.flush()  # supervisors and scripts wait for this line on a pipe
             await stop.wait()
 
     try:
         run(_serve())
-    except ValueError as exc:
+    except (ValueError, ConfigError) as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
-    except (BusError, RuntimeError) as exc:
+    except (BusError, RuntimeError, OSError) as exc:
         raise fail(str(exc), EXIT_UNREACHABLE) from None
+
+
+@contextlib.asynccontextmanager
+async def _mcp_http(service, tokens_file: Path, listen_at: str):
+    """The MCP streamable-HTTP app on uvicorn, in this event loop (uvicorn runs the app's lifespan)."""
+    import uvicorn
+
+    from ..agents.mcp_server import AgentTokens, build_http_app
+
+    host, _, port = listen_at.rpartition(":")
+    app_ = build_http_app(service, AgentTokens.from_file(tokens_file), public_url=f"http://{listen_at}")
+    server = uvicorn.Server(uvicorn.Config(app_, host=host or "127.0.0.1", port=int(port), log_level="warning",
+                                           lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError(f"the MCP endpoint could not listen on {listen_at}")
+        await asyncio.sleep(0.05)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        await task
 
 
 @app.command()
