@@ -63,7 +63,8 @@ class DeviceRegistry:
                         return state
                     await self.changed.wait()
         try:
-            return await asyncio.wait_for(_wait(), timeout)
+            async with asyncio.timeout(timeout):
+                return await _wait()
         except TimeoutError:
             now = self.devices.get(device_id)
             raise TimeoutError(f"device {device_id} not {status} within {timeout} s "

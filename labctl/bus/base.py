@@ -83,7 +83,10 @@ class Subscription:
 
     async def get(self, timeout: float | None = None) -> Received:
         try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # races with the result, and a cancelled consumer must stop.
+            async with asyncio.timeout(timeout):
+                return await self._queue.get()
         except TimeoutError:
             raise TimeoutError(f"no message on {self.filter} within {timeout} s") from None
 
@@ -180,7 +183,8 @@ class Bus:
         self._pending[command.correlation_id] = future
         try:
             await self.publish(topic, command, qos=1, timeout=timeout)
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                return await future
         except TimeoutError:
             raise RequestTimeout(f"no reply to {command.action!r} on {topic} within {timeout} s") from None
         finally:

@@ -137,7 +137,8 @@ class MqttBus(Bus):
             if remaining <= 0:
                 raise BusError(f"not connected to the MQTT broker at {self.url}")
             try:
-                await asyncio.wait_for(self._connected.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._connected.wait()
             except TimeoutError:
                 raise BusError(f"not connected to the MQTT broker at {self.url}") from None
 
