@@ -146,10 +146,9 @@ class SimulatedLab(Lab):
 
     async def _start(self) -> None:
         from drivers.liquid_handler import LiquidHandlerConfig, LiquidHandlerDevice
-        from drivers.printer import PrinterDevice
         from drivers.rig import RigDriver
         from labctl.analysis import ComplianceTable
-        from simulators.printer import MarlinSimulator, SimulatorConfig
+        from simulators.printer.lab import simulated_printer
         from simulators.rig import RigSimConfig, RigSimulator
 
         stack, speeds = self._stack, self.speeds
@@ -157,13 +156,10 @@ class SimulatedLab(Lab):
         links.mkdir(parents=True, exist_ok=True)
         self.bus = await stack.enter_async_context(connect(self.bus_url, client_id="labctl-controller"))
         for index in range(1, self.printers + 1):
-            sim = await stack.enter_async_context(MarlinSimulator(
-                SimulatorConfig(speed=speeds.printer, wire_timed=False, advanced_ok=True, rx_buffer=1024,
-                                faults={"seed": self.seed + index}),
-                link=links / f"printer-{index}"))
-            printer = await stack.enter_async_context(
-                PrinterDevice(f"printer-{index}", str(sim.port_path), rx_buffer=1024, simulated=True))
-            self.simulators.append(sim)
+            printer = await stack.enter_async_context(simulated_printer(
+                f"printer-{index}", links, speed=speeds.printer, wire_timed=False, advanced_ok=True,
+                rx_buffer=1024, faults={"seed": self.seed + index}))
+            self.simulators.append(printer.simulator)
             await self._host(printer)
 
         rig_config = RigSimConfig(speed=speeds.rig, adc_hz=speeds.rig_adc_hz, seed=self.seed + 100,
