@@ -75,6 +75,9 @@ class Entry:
     timeout: float | None = 0.0
 
 
+LONG_COMMAND_SILENCE_S = 3.0  # > 1.5 x Marlin's default 2 s busy keepalive
+
+
 class MarlinDriver:
     def __init__(self, port: str, *, baud: int = 250000, rx_buffer: int = 128, flow: FlowMode = "auto",
                  limits: PrinterLimits | None = None, report_interval_s: float = 2.0,
@@ -540,9 +543,15 @@ class MarlinDriver:
                 continue
             quiet = now - self._last_rx
             limit = oldest.timeout
-            if limit is None:
-                continue
-            if quiet > min(limit, 0.5) and limit <= self.response_timeout_s:
+            if limit is None or limit > self.response_timeout_s:
+                # A long command (G28, M109, M400...) keeps the firmware talking: `busy` every 2 s
+                # (HOST_KEEPALIVE) or temperature reports. Silence well past that means it finished
+                # and its ok was lost on the wire: an M105's reply acknowledges everything before it.
+                if quiet > LONG_COMMAND_SILENCE_S:
+                    self._sync()
+                if limit is None:
+                    continue
+            elif quiet > min(limit, 0.5):
                 self._sync()      # a lost ok? an M105's reply acknowledges everything before it
             if quiet > limit:
                 self._give_up(f"no response for {quiet:.1f} s waiting for {oldest.command!r}")
