@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from .driver import MarlinDriver, PrinterError
 from .envelope import EnvelopeError, PrinterLimits, check_gcode
 
 log = logging.getLogger("drivers.printer.device")
+
+
+TEMPERATURE_EMIT_INTERVAL_S = 0.5
 
 
 class PrinterDevice:
@@ -37,6 +41,7 @@ class PrinterDevice:
         self.emit = None          # set by DeviceHost: async emit(stream, data)
         self.set_status = None    # set by DeviceHost: async set_status(status, **detail)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._last_temperature_emit = 0.0
         self.driver.listeners.append(self._on_driver_event)
 
     async def __aenter__(self) -> "PrinterDevice":
@@ -61,6 +66,13 @@ class PrinterDevice:
     def _on_driver_event(self, kind: str, data: dict[str, Any]) -> None:
         if self.emit is None:
             return
+        if kind == "temperature":
+            # A sped-up simulator auto-reports every few real milliseconds; the bus needs a reading
+            # a person can follow, not a flood that starves job events.
+            now = time.monotonic()
+            if now - self._last_temperature_emit < TEMPERATURE_EMIT_INTERVAL_S:
+                return
+            self._last_temperature_emit = now
         task = asyncio.ensure_future(self._publish(kind, data))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -28,7 +28,7 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DE
 def _register() -> None:
     # Importing a module registers its commands on `app` / `sim_app`.
     from . import (  # noqa: F401
-        agent_cmds, analysis_cmds, bus_cmds, demo_cmds, jobs_cmds, liquid_cmds, printer_cmds, rig_cmds,
+        agent_cmds, analysis_cmds, bus_cmds, demo_cmds, lab_cmds, jobs_cmds, liquid_cmds, printer_cmds, rig_cmds,
     )
 
 
