@@ -175,17 +175,17 @@ class RigDevice:
 
     def _analyse(self, curve: RawCurve, method: Any, spec: Any, directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
         from labctl.analysis import (
-            AnalysisError, AnalysisSettings, Curve, analyze, plot_stress_strain, write_results_csv, write_results_json,
+            AnalysisError, Curve, analyze_specimen, plot_stress_strain, write_results_csv, write_results_json,
         )
 
         specimen_id = curve.specimen_id or "specimen"
         try:
-            analysis = analyze(
+            # analyze_specimen: the method's strain basis, and narrow-section strain after the modulus fit
+            # (crosshead travel over the effective length understates strain at break after yield).
+            analysis = analyze_specimen(
                 Curve(force_n=curve.force_n, displacement_mm=curve.displacement_mm, time_s=curve.time_s,
                       source=str(directory / f"{specimen_id}.raw.csv")),
-                width_mm=spec.width_mm, thickness_mm=spec.thickness_mm,
-                gauge_length_mm=method.strain_length_mm(spec), compliance=self.compliance,
-                settings=AnalysisSettings.from_method(method), specimen_id=specimen_id,
+                spec, method, compliance=self.compliance, specimen_id=specimen_id,
                 metadata={k: meta[k] for k in ("method", "specimen_type", "simulated", "device", "end_reason")}
                 | {"firmware": curve.firmware.label, "complete": curve.complete})
         except AnalysisError as exc:

@@ -284,3 +284,33 @@ def report(campaign_id: str = typer.Argument(..., help="The agent campaign id (c
         if opener is None:
             raise fail(f"no desktop viewer (xdg-open) on this machine; the report is {report_md}", EXIT_FAILED)
         subprocess.Popen([opener, str(report_md)])
+
+
+def _register_rig_commands() -> None:
+    from .rig_cmds import rig_app
+
+    @rig_app.command("tare")
+    def rig_tare(device_id: str = typer.Argument(..., help="Rig device id on the bus, e.g. rig-1."),
+                 samples: int = typer.Option(32, help="Readings averaged."), broker: Optional[str] = BrokerOption,
+                 json_out: bool = JsonOption) -> None:
+        """Zero the load cell of a rig on the bus (nothing may hang from the grips).
+
+        Example: labctl rig tare rig-1
+        """
+        _device_call(broker, device_id, "tare", {"samples": samples}, timeout=60, yes=True, json_out=json_out)
+
+    @rig_app.command("jog")
+    def rig_jog(device_id: str = typer.Argument(..., help="Rig device id on the bus."),
+                mm: float = typer.Option(..., "--mm", help="Crosshead travel, mm (negative: down)."),
+                speed: float = typer.Option(10.0, "--speed", help="mm/min (the firmware's limit applies)."),
+                broker: Optional[str] = BrokerOption, yes: bool = typer.Option(False, "--yes", "-y"),
+                json_out: bool = JsonOption) -> None:
+        """Move a rig's crosshead (travel limits and endstops are checked by the firmware).
+
+        Example: labctl rig jog rig-1 --mm 5 --speed 20
+        """
+        _device_call(broker, device_id, "jog", {"distance_mm": mm, "speed_mm_min": speed}, timeout=120, yes=yes,
+                     json_out=json_out)
+
+
+_register_rig_commands()
