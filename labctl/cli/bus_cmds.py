@@ -13,9 +13,11 @@ import typer
 from rich.table import Table
 
 from ..bus import BusError, EStop, connect, parse_broker_url, topics
-from ..registry import list_devices
 from .app import app
-from .common import EXIT_BAD_INPUT, EXIT_UNREACHABLE, BrokerOption, JsonOption, console, fail, print_json, run
+from .common import (
+    EXIT_BAD_INPUT, EXIT_UNREACHABLE, BrokerOption, JsonOption, console, fail, fetch_device_states, print_json, run,
+    run_on_lab,
+)
 
 
 @app.command()
@@ -122,16 +124,7 @@ def devices(broker: Optional[str] = BrokerOption, json_out: bool = JsonOption,
     Example: labctl devices --broker mqtt://lab-pi:1883 --json
     """
 
-    async def _list():
-        async with connect(broker, client_id=None) as bus:
-            return await list_devices(bus)
-
-    try:
-        states = run(_list())
-    except ValueError as exc:
-        raise fail(str(exc), EXIT_BAD_INPUT) from None
-    except BusError as exc:
-        raise fail(str(exc), EXIT_UNREACHABLE) from None
+    states = run_on_lab(fetch_device_states(broker))
     if not all_:
         states = [s for s in states if s.status != "offline"]
     if json_out:
@@ -158,10 +151,5 @@ def estop(broker: Optional[str] = BrokerOption,
         async with connect(broker, client_id=None, connect_timeout=3.0) as bus:
             await bus.publish(topics.ESTOP, EStop(reason=reason), qos=1)
 
-    try:
-        run(_estop())
-    except ValueError as exc:
-        raise fail(f"emergency stop NOT sent: {exc}", EXIT_BAD_INPUT) from None
-    except BusError as exc:
-        raise fail(f"emergency stop NOT sent: {exc}", EXIT_UNREACHABLE) from None
+    run_on_lab(_estop(), what="emergency stop NOT sent")
     console.print("[bold red]emergency stop sent[/bold red]")

@@ -42,3 +42,25 @@ def print_json(data: Any) -> None:
 def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
     err_console.print(f"[red]error:[/red] {message}")
     return typer.Exit(code)
+
+
+def run_on_lab(coro: Coroutine[Any, Any, T], *, what: str = "") -> T:
+    """Run a coroutine that talks to the lab; bad input exits 2, an unreachable broker exits 3."""
+    from ..bus import BusError
+
+    prefix = f"{what}: " if what else ""
+    try:
+        return run(coro)
+    except ValueError as exc:
+        raise fail(f"{prefix}{exc}", EXIT_BAD_INPUT) from None
+    except BusError as exc:
+        raise fail(f"{prefix}{exc}", EXIT_UNREACHABLE) from None
+
+
+async def fetch_device_states(broker: str | None) -> list[Any]:
+    """Every announced device's newest state, from a short-lived bus client."""
+    from ..bus import connect
+    from ..registry import list_devices
+
+    async with connect(broker, connect_timeout=5.0) as bus:
+        return await list_devices(bus)

@@ -17,10 +17,10 @@ from rich.table import Table
 from rich.console import Group
 
 from ..bus import BusError, Command, Event, Telemetry, connect, topics
-from ..registry import list_devices
 from .app import app
 from .common import (
-    EXIT_BAD_INPUT, EXIT_FAILED, EXIT_UNREACHABLE, BrokerOption, JsonOption, console, fail, print_json, run,
+    EXIT_BAD_INPUT, EXIT_FAILED, EXIT_UNREACHABLE, BrokerOption, JsonOption, console, fail, fetch_device_states,
+    print_json, run, run_on_lab,
 )
 
 printer_app = typer.Typer(help="Technician commands for a printer on the bus (temperatures, home, jog, send).",
@@ -153,16 +153,7 @@ def status(broker: Optional[str] = BrokerOption, json_out: bool = JsonOption,
     Example: labctl status --json
     """
 
-    async def _devices():
-        async with connect(broker, connect_timeout=5.0) as bus:
-            return await list_devices(bus)
-
-    try:
-        states = run(_devices())
-    except ValueError as exc:
-        raise fail(str(exc), EXIT_BAD_INPUT) from None
-    except BusError as exc:
-        raise fail(str(exc), EXIT_UNREACHABLE) from None
+    states = run_on_lab(fetch_device_states(broker))
     jobs: dict[str, int] = {}
     if db.exists():
         from ..jobs import Store
@@ -242,13 +233,9 @@ def watch(target: Optional[str] = typer.Argument(None, help="A job or campaign i
                     await asyncio.sleep(0.25)
 
     try:
-        run(_watch())
+        run_on_lab(_watch())
     except KeyboardInterrupt:
         pass
-    except ValueError as exc:
-        raise fail(str(exc), EXIT_BAD_INPUT) from None
-    except BusError as exc:
-        raise fail(str(exc), EXIT_UNREACHABLE) from None
 
 
 def _drain(subscription: Any) -> list[Any]:
