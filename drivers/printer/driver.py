@@ -132,6 +132,7 @@ class MarlinDriver:
         self._busy_since: float | None = None
         self._sync_outstanding: Entry | None = None
         self._stalled_since: float | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._output: list[str] = []
         self._staged: Entry | None = None
 
@@ -480,8 +481,7 @@ class MarlinDriver:
             last = job.last_executed()
             job.error = f"{why}; last line executed: " + (
                 f"{last.file_line} ({last.command})" if last else "none")
-            job.finish("interrupted")
-            self._emit("job", job.progress())
+            job.finish("interrupted")  # announced by _announce_end
 
     def _on_halt(self) -> None:
         self.halted_at = time.monotonic()
@@ -614,6 +614,11 @@ class MarlinDriver:
         self.job = job
         self.estop_sent_at = None
         self._set_state("printing", job=name)
+        self._emit("job", job.progress())
+        # Every job's end is announced, whether or not anyone waits for it.
+        announcer = asyncio.ensure_future(self._announce_end(job))
+        self._background.add(announcer)
+        announcer.add_done_callback(self._background.discard)
         if not commands:
             job.finish("done")
         self._pump()
@@ -621,12 +626,14 @@ class MarlinDriver:
             return job.result()
         return await self.wait_job()
 
+    async def _announce_end(self, job: PrintJob) -> None:
+        await job.done.wait()
+        self._emit("job", {**job.progress(), "result": job.result().model_dump()})
+
     async def wait_job(self) -> JobResult:
         assert self.job is not None
         await self.job.done.wait()
-        result = self.job.result()
-        self._emit("job", {**self.job.progress(), "result": result.model_dump()})
-        return result
+        return self.job.result()
 
     def pause(self) -> None:
         """Stop sending file lines; what the firmware already has finishes."""

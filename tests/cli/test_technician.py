@@ -62,15 +62,19 @@ def test_hardware_commands_need_confirmation_and_the_envelope_still_applies(lab)
 
 def test_watch_shows_live_printer_progress_in_a_terminal(lab):
     master, slave = pty.openpty()
-    watch = subprocess.Popen([*LABCTL, "watch", "--broker", lab["url"], "--seconds", "12"], stdin=slave,
+    watch = subprocess.Popen([*LABCTL, "watch", "--broker", lab["url"], "--seconds", "20"], stdin=slave,
                              stdout=slave, stderr=slave, env={**ENV, "TERM": "xterm", "COLUMNS": "120"})
     os.close(slave)
-    time.sleep(3)
+    screen = b""
+    deadline = time.monotonic() + 60
+    while b"devices" not in screen and time.monotonic() < deadline:  # its subscriptions are live
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            screen += os.read(master, 65536)
     gcode = "\n".join(["G28", "G90"] + [f"G1 X{10 + i * 0.2:.1f} Y30 F1200" for i in range(400)])
     printing = labctl("device", "printer-2", "print_gcode", f"gcode={json.dumps(gcode)}", "--yes", "--broker",
                       lab["url"])
     assert printing.returncode == 0, printing.stderr
-    screen = b""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and watch.poll() is None:
         ready, _, _ = select.select([master], [], [], 0.5)
