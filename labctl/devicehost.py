@@ -90,8 +90,8 @@ class DeviceHost:
         """Connect a bus client for this device (with its will) and run the host inside it."""
         # A persistent session: commands and emergency stops sent during a broker restart are queued
         # for this host, not lost (stale commands are refused on arrival, see _run_command).
-        options = {} if str(url or "").startswith("memory://") else {"persistent": True}
-        async with connect(url, client_id=f"host-{device.info.id}", will=cls.will(device.info), **options) as bus:
+        async with connect(url, client_id=f"host-{device.info.id}", will=cls.will(device.info),
+                           persistent=True) as bus:
             host = cls(bus, device)
             async with host:
                 yield host

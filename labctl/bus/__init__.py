@@ -27,7 +27,10 @@ __all__ = [
 
 def connect(url: str | BrokerURL | None = None, *, client_id: str | None = None,
             will: tuple[str, Message] | None = None, **options: object) -> Bus:
-    """A bus client for `url` (mqtt://[user:pass@]host:port or memory://name); use `async with`."""
+    """A bus client for `url` (mqtt://[user:pass@]host:port or memory://name); use `async with`.
+
+    `options` go to the MQTT transport (e.g. persistent=True); the in-process transport has none.
+    """
     broker_url = url if isinstance(url, BrokerURL) else parse_broker_url(url)
     client_id = client_id or f"labctl-{uuid.uuid4().hex[:8]}"
     if broker_url.is_memory:

@@ -51,7 +51,7 @@ def serve(
     except ConfigError as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
     broker = broker or lab_config.broker.url
-    if lab_config.broker.listen and listen == "127.0.0.1:1883":
+    if listen == "127.0.0.1:1883":  # not given on the command line: the config's (same default)
         listen = lab_config.broker.listen
     data_dir = workdir or lab_config.storage.dir
 

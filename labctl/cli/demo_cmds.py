@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -48,10 +49,9 @@ async def _run_demo(workdir: Path, hypothesis_path: Path, printers: int, seed: i
                             f"alpha {hypothesis.alpha}; budget {hypothesis.budget.max_specimens} specimens",
                             title="hypothesis (submitted as an agent would, through the protocol layer)"))
     async with Lab.simulated(workdir, printers=printers, seed=seed) as lab:
-        plan = await lab.service.plan(agent, hypothesis.model_dump(mode="json"))
         submitted = await lab.service.submit(agent, hypothesis.model_dump(mode="json"))
         campaign_id = submitted["campaign_id"]
-        planned = submitted.get("planned_specimens") or plan.get("total_specimens") or 0
+        planned = submitted.get("planned_specimens") or 0
         progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                             TimeElapsedColumn(), console=console)
         specimens = progress.add_task(f"campaign {campaign_id}: specimens measured", total=planned)
@@ -62,7 +62,7 @@ async def _run_demo(workdir: Path, hypothesis_path: Path, printers: int, seed: i
             return Group(progress, _device_table(list(lab.registry.devices.values())))
 
         with Live(render(), console=console, refresh_per_second=4, transient=False,
-                  redirect_stdout=False) if console.is_terminal and not quiet else _NoLive() as live:
+                  redirect_stdout=False) if console.is_terminal and not quiet else contextlib.nullcontext() as live:
             while not waiter.done():
                 status = await lab.service.campaign_status(agent, campaign_id)
                 progress.update(specimens, completed=status.get("measured", 0),
@@ -90,14 +90,6 @@ async def _run_demo(workdir: Path, hypothesis_path: Path, printers: int, seed: i
         "report": report["path"], "exports": results.get("exports") or [], "simulated": True,
         "wall_time_s": round(time.monotonic() - started, 1), "workdir": str(workdir),
     }
-
-
-class _NoLive:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 @app.command()

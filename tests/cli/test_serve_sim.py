@@ -7,8 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 
 import httpx2
 from mcp import Client
@@ -16,23 +14,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from labctl.agents.mcp_server import AgentTokens
 from labctl.bus.broker import free_port
+from serve_process import LABCTL, read_until
 
-LABCTL = [sys.executable, "-m", "labctl.cli"]
-
-
-def _read_until(proc: subprocess.Popen, marker: str, timeout: float = 90.0) -> str:
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            if proc.poll() is not None:
-                break
-            continue
-        seen.append(line)
-        if marker in line:
-            return "".join(seen)
-    raise AssertionError(f"no {marker!r} from serve; output: {''.join(seen)}; stderr: {proc.stderr.read()[-2000:]}")
 
 
 async def test_serve_sim_hosts_a_lab_that_cli_and_mcp_clients_reach(tmp_path):
@@ -46,7 +29,7 @@ async def test_serve_sim_hosts_a_lab_that_cli_and_mcp_clients_reach(tmp_path):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "COLUMNS": "300", "PYTHONUNBUFFERED": "1"})
     try:
-        banner = await asyncio.to_thread(_read_until, serve, "ready")
+        banner = await asyncio.to_thread(read_until, serve, "ready")
         assert "printer-1, printer-2, rig-1, liquid-1" in banner
         listing = await asyncio.to_thread(subprocess.run, [*LABCTL, "devices", "--json", "--broker", url],
                                           capture_output=True, text=True, timeout=60)

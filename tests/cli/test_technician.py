@@ -8,14 +8,13 @@ import pty
 import select
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from labctl.bus.broker import free_port
+from serve_process import LABCTL, read_until
 
-LABCTL = [sys.executable, "-m", "labctl.cli"]
 ENV = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
 
 
@@ -26,9 +25,7 @@ def lab(tmp_path_factory):
     serve = subprocess.Popen([*LABCTL, "serve", "--sim", "--printers", "2", "--listen", f"127.0.0.1:{port}",
                               "--workdir", str(workdir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=ENV)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and "ready" not in (serve.stdout.readline() or ""):
-        assert serve.poll() is None, serve.stderr.read()[-2000:]
+    read_until(serve, "ready")
     yield {"url": f"mqtt://127.0.0.1:{port}", "db": str(workdir / "labctl.db")}
     serve.send_signal(signal.SIGINT)
     serve.wait(60)
